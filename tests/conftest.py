@@ -1,0 +1,54 @@
+"""Shared fixtures: one seeded random vit_b, its f32 IR converted once, and test images.
+
+Parity needs exact arithmetic, so the IR keeps FP32 weights (no FP16 compression)
+and is compiled with ``INFERENCE_PRECISION_HINT=f32``: without the hint, CPUs with
+AVX-512 BF16 or AMX would run in bf16.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from utils.checkpoints import load_sam
+from utils.convert import convert_sam
+from utils.predictor import OVSamPredictor
+
+from tests.helpers import F32, make_test_images
+
+
+@pytest.fixture(scope="session")
+def test_images() -> dict[str, np.ndarray]:
+    return make_test_images()
+
+
+@pytest.fixture(scope="session")
+def sam():
+    """vit_b with random weights seeded by SAM_RANDOM_WEIGHTS_SEED (set in the root conftest)."""
+    return load_sam("vit_b")
+
+
+@pytest.fixture(scope="session")
+def ir_f32(sam, tmp_path_factory) -> tuple[Path, Path]:
+    """(encoder_xml, decoder_xml) with FP32 weights, converted once per test session."""
+    return convert_sam(sam, tmp_path_factory.mktemp("ir_f32"), compress_to_fp16=False, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def ov_predictor(ir_f32) -> OVSamPredictor:
+    return OVSamPredictor(*ir_f32, config=F32)
+
+
+@pytest.fixture(scope="session", params=["landscape", "portrait", "tiny"])
+def predictor_pair(request, sam, ir_f32, test_images):
+    """An OVSamPredictor (f32) and a SamPredictor, both set to the same image."""
+    from segment_anything import SamPredictor
+
+    image = test_images[request.param]
+    ov_predictor = OVSamPredictor(*ir_f32, config=F32)
+    ov_predictor.set_image(image)
+    torch_predictor = SamPredictor(sam)
+    torch_predictor.set_image(image)
+    return ov_predictor, torch_predictor

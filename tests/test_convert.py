@@ -1,0 +1,106 @@
+"""The two IR files: their interface, dynamic shapes, mask_input wiring and the conversion stamp."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import openvino as ov
+
+from utils.checkpoints import ir_directory, weights_id
+from utils.convert import STAMP_FILE, convert_sam, ensure_sam_ir, ir_is_current
+
+from tests.helpers import F32
+
+
+def port_shapes(ports) -> dict[str, str]:
+    return {port.get_any_name(): str(port.get_partial_shape()) for port in ports}
+
+
+def test_encoder_interface(ir_f32):
+    model = ov.Core().read_model(ir_f32[0])
+    assert port_shapes(model.inputs) == {"image": "[1,3,1024,1024]"}
+    assert port_shapes(model.outputs) == {"image_embeddings": "[1,256,64,64]"}
+
+
+def test_decoder_interface(ir_f32):
+    model = ov.Core().read_model(ir_f32[1])
+    assert port_shapes(model.inputs) == {
+        "image_embeddings": "[1,256,64,64]",
+        "point_coords": "[?,?,2]",
+        "point_labels": "[?,?]",
+        "mask_input": "[?,1,256,256]",
+        "has_mask_input": "[?]",
+    }
+    assert set(port_shapes(model.outputs)) == {"masks", "iou_predictions"}
+
+
+def decoder_inputs(batch: int, points: int, has_mask: float, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "image_embeddings": rng.normal(size=(1, 256, 64, 64)).astype(np.float32),
+        "point_coords": rng.uniform(0, 1024, (batch, points, 2)).astype(np.float32),
+        "point_labels": rng.integers(0, 2, (batch, points)).astype(np.float32),
+        "mask_input": rng.normal(scale=5, size=(batch, 1, 256, 256)).astype(np.float32),
+        "has_mask_input": np.full(batch, has_mask, dtype=np.float32),
+    }
+
+
+def test_decoder_batch_and_points_are_dynamic(ir_f32):
+    decoder = ov.Core().compile_model(ir_f32[1], "CPU", F32)
+    for batch, points in [(1, 1), (5, 1), (1, 7), (64, 2)]:
+        result = decoder(decoder_inputs(batch, points, has_mask=0.0))
+        assert result["masks"].shape == (batch, 4, 256, 256)
+        assert result["iou_predictions"].shape == (batch, 4)
+
+
+def test_decoder_matches_torch_wrapper_and_uses_mask_input(sam, ir_f32):
+    """mask_input must change the output when has_mask_input is 1 (the reference tutorial lost it)."""
+    import torch
+
+    from utils.convert import _torch_wrappers
+
+    decoder = ov.Core().compile_model(ir_f32[1], "CPU", F32)
+    _, decoder_cls = _torch_wrappers()
+    with_mask = decoder_inputs(3, 2, has_mask=1.0)
+    without_mask = dict(with_mask, has_mask_input=np.zeros(3, np.float32))
+    with torch.no_grad():
+        expected = decoder_cls(sam)(*(torch.as_tensor(v) for v in with_mask.values()))
+    actual = decoder(with_mask)
+    np.testing.assert_allclose(actual["masks"], expected[0].numpy(), atol=1e-3)
+    assert np.abs(actual["masks"] - decoder(without_mask)["masks"]).max() > 1e-2
+
+
+def test_convert_skips_when_stamp_matches(sam, ir_f32):
+    output_dir = ir_f32[0].parent
+    stamp = json.loads((output_dir / STAMP_FILE).read_text())
+    assert stamp["compress_to_fp16"] is False and stamp["weights"].startswith("state-dict-sha256-")
+    before = {path.name: path.stat().st_mtime_ns for path in output_dir.iterdir()}
+    assert convert_sam(sam, output_dir, compress_to_fp16=False, show_progress=False) == ir_f32
+    assert {path.name: path.stat().st_mtime_ns for path in output_dir.iterdir()} == before
+    assert not list(output_dir.glob(".converting-*")), "a temporary folder was left behind"
+
+
+def test_stamp_mismatch_means_not_current(ir_f32):
+    output_dir = ir_f32[0].parent
+    weights = json.loads((output_dir / STAMP_FILE).read_text())["weights"]
+    assert ir_is_current(output_dir, weights, compress_to_fp16=False)
+    assert not ir_is_current(output_dir, weights, compress_to_fp16=True)
+    assert not ir_is_current(output_dir, "vit_b:random-seed-1", compress_to_fp16=False)
+
+
+def test_ensure_sam_ir_reuses_stamped_ir_without_torch(ir_f32, tmp_path, monkeypatch):
+    """A notebook re-run finds its IR by the stamp and never loads the checkpoint."""
+    import shutil
+
+    target = ir_directory("vit_b", tmp_path)
+    shutil.copytree(ir_f32[0].parent, target)
+    stamp = json.loads((target / STAMP_FILE).read_text())
+    stamp["weights"] = weights_id("vit_b")
+    (target / STAMP_FILE).write_text(json.dumps(stamp))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("load_sam must not run when the IR is current")
+
+    monkeypatch.setattr("utils.convert.load_sam", fail)
+    assert ensure_sam_ir("vit_b", tmp_path, compress_to_fp16=False) == (target / "image_encoder.xml", target / "prompt_decoder.xml")

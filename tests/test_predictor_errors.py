@@ -1,0 +1,82 @@
+"""Bad input to OVSamPredictor raises an error that says what was wrong and what was expected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utils.predictor import OVSamPredictor
+
+POINT = dict(point_coords=np.array([[10, 10]]), point_labels=np.array([1]))
+
+
+@pytest.fixture(scope="module")
+def predictor(ir_f32) -> OVSamPredictor:
+    predictor = OVSamPredictor(*ir_f32)
+    predictor.set_image(np.zeros((40, 60, 3), np.uint8))
+    return predictor
+
+
+def test_predict_before_set_image(ir_f32):
+    fresh = OVSamPredictor(*ir_f32)
+    with pytest.raises(RuntimeError, match="set_image"):
+        fresh.predict(**POINT)
+    with pytest.raises(RuntimeError, match="set_image"):
+        fresh.get_image_embedding()
+
+
+def test_reset_image_forgets_the_image(ir_f32):
+    fresh = OVSamPredictor(*ir_f32)
+    fresh.set_image(np.zeros((8, 8), np.uint8))  # gray is converted
+    assert fresh.is_image_set and fresh.original_size == (8, 8) and fresh.input_size == (1024, 1024)
+    fresh.reset_image()
+    assert not fresh.is_image_set
+    with pytest.raises(RuntimeError, match="set_image"):
+        fresh.predict(**POINT)
+
+
+def test_unavailable_device(ir_f32):
+    with pytest.raises(ValueError, match="not available"):
+        OVSamPredictor(*ir_f32, device="NPU_THAT_IS_NOT_HERE")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(), "at least one prompt"),
+        (dict(point_coords=np.array([[1, 2]])), "go together"),
+        (dict(point_coords=np.array([1, 2]), point_labels=np.array([1])), r"\[N, 2\]"),
+        (dict(point_coords=np.array([[1, 2, 3]]), point_labels=np.array([1])), r"\[N, 2\]"),
+        (dict(point_coords=np.array([[1, 2]]), point_labels=np.array([1, 1])), r"shape \[N\] = \[1\]"),
+        (dict(point_coords=np.array([[1, 2]]), point_labels=np.array([[1]])), r"shape \[N\]"),
+        (dict(point_coords=np.array([[1, 2]]), point_labels=np.array([2])), "1 .foreground. or 0"),
+        (dict(point_coords=np.array([[np.nan, 2]]), point_labels=np.array([1])), "NaN or infinite"),
+        (dict(point_coords=np.array([["a", "b"]]), point_labels=np.array([1])), "numeric"),
+        (dict(box=np.array([1, 2, 3])), r"shape \[4\]"),
+        (dict(box=np.array([5, 2, 3, 4])), "x1 >= x0"),
+        (dict(box=np.array([1, 5, 3, 4])), "y1 >= y0"),
+        (dict(box=np.array([1, 2, np.inf, 4])), "NaN or infinite"),
+        (dict(mask_input=np.zeros((256, 256))), r"\[1, 256, 256\]"),
+        (dict(mask_input=np.zeros((1, 64, 64))), r"\[1, 256, 256\]"),
+    ],
+)
+def test_bad_prompts(predictor, kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        predictor.predict(**kwargs)
+
+
+def test_bad_boxes_for_predict_boxes(predictor):
+    with pytest.raises(ValueError, match=r"\[B, 4\]"):
+        predictor.predict_boxes(np.array([1, 2, 3, 4]))
+
+
+def test_bad_image(predictor):
+    with pytest.raises(ValueError, match="uint8"):
+        predictor.set_image(np.zeros((10, 10, 3), np.float64))
+    with pytest.raises(ValueError, match="HxWx3"):
+        predictor.set_image(np.zeros((10, 10, 5), np.uint8))
+
+
+def test_points_outside_the_image_are_accepted_like_sam_predictor(predictor):
+    masks, scores, low_res = predictor.predict(point_coords=np.array([[-20, 500]]), point_labels=np.array([1]))
+    assert masks.shape == (3, 40, 60) and scores.shape == (3,) and low_res.shape == (3, 256, 256)

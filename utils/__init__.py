@@ -1,0 +1,1 @@
+"""Helpers for the Segment Anything with OpenVINO notebooks: download, convert, predict, draw."""

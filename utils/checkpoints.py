@@ -1,0 +1,144 @@
+"""The SAM checkpoints this series knows, and `load_sam` to build a model from one.
+
+Setting the environment variable ``SAM_RANDOM_WEIGHTS_SEED`` to an integer makes
+`load_sam` skip the download and build the same architecture with random weights
+seeded by that integer. The graph, shapes and timings are those of the real model;
+the masks are meaningless. Tests and CI use it because they cannot reach the
+checkpoint server; a loud warning is printed every time it is active.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from utils.download import download_file
+
+if TYPE_CHECKING:  # torch is only needed when a model is really built
+    from segment_anything.modeling import Sam
+
+RANDOM_WEIGHTS_ENV = "SAM_RANDOM_WEIGHTS_SEED"
+"""Environment variable: an integer seed switches `load_sam` to random weights."""
+
+DEFAULT_CHECKPOINT_DIR = Path("models") / "checkpoints"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One official SAM checkpoint: where it lives and how to recognise it."""
+
+    model_type: str
+    url: str
+    sha256: str
+    size_bytes: int
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+CHECKPOINTS: dict[str, Checkpoint] = {
+    "vit_b": Checkpoint(
+        "vit_b",
+        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+        "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        375_042_383,
+    ),
+    "vit_l": Checkpoint(
+        "vit_l",
+        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+        "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        1_249_524_607,
+    ),
+    "vit_h": Checkpoint(
+        "vit_h",
+        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+        "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        2_564_550_879,
+    ),
+}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file exists but cannot be used (corrupt, truncated, wrong model)."""
+
+
+def get_checkpoint(model_type: str) -> Checkpoint:
+    """Return the registry entry for ``model_type`` or raise listing the valid ones."""
+    try:
+        return CHECKPOINTS[model_type]
+    except KeyError:
+        valid = ", ".join(sorted(CHECKPOINTS))
+        raise ValueError(f"Unknown SAM model type {model_type!r}; choose one of: {valid}.") from None
+
+
+def random_weights_seed() -> int | None:
+    """Return the seed from ``$SAM_RANDOM_WEIGHTS_SEED``, or None when real weights are wanted."""
+    value = os.environ.get(RANDOM_WEIGHTS_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{RANDOM_WEIGHTS_ENV} must be an integer seed, got {value!r}.") from None
+
+
+def weights_id(model_type: str) -> str:
+    """Name the weights `load_sam` would use now: the checkpoint's sha256 or the random seed.
+
+    Converted IR is stamped with this so it is rebuilt when the weights change,
+    without loading the checkpoint first.
+    """
+    checkpoint = get_checkpoint(model_type)
+    seed = random_weights_seed()
+    if seed is not None:
+        return f"{model_type}:random-seed-{seed}"
+    return f"{model_type}:sha256-{checkpoint.sha256}"
+
+
+def ir_directory(model_type: str, models_dir: str | os.PathLike = "models") -> Path:
+    """Folder for a model's IR; random-weight IR gets its own so it never replaces real IR."""
+    seed = random_weights_seed()
+    suffix = "" if seed is None else f"-random-seed{seed}"
+    return Path(models_dir) / f"sam_{model_type}{suffix}"
+
+
+def load_sam(
+    model_type: str = "vit_b",
+    checkpoint_dir: str | os.PathLike = DEFAULT_CHECKPOINT_DIR,
+    show_progress: bool = True,
+) -> "Sam":
+    """Build a SAM model in eval mode: the official checkpoint, or random weights when switched on.
+
+    The checkpoint is downloaded (or taken from the workshop mirror) into
+    ``checkpoint_dir`` and checked by sha256. With ``$SAM_RANDOM_WEIGHTS_SEED`` set,
+    nothing is downloaded and a warning says the masks will be meaningless.
+    """
+    checkpoint = get_checkpoint(model_type)
+    from segment_anything import sam_model_registry
+    import torch
+
+    seed = random_weights_seed()
+    if seed is not None:
+        warnings.warn(
+            f"{RANDOM_WEIGHTS_ENV}={seed}: building {model_type} with RANDOM weights. "
+            "Shapes and speed are real, the masks are MEANINGLESS. Unset it to use the real checkpoint.",
+            stacklevel=2,
+        )
+        torch.manual_seed(seed)
+        return sam_model_registry[model_type](checkpoint=None).eval()
+
+    path = download_file(checkpoint.url, checkpoint_dir, sha256=checkpoint.sha256, show_progress=show_progress)
+    sam = sam_model_registry[model_type](checkpoint=None)
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        sam.load_state_dict(state_dict)
+    except Exception as err:  # torch raises many types for a bad file; all mean the same to the user
+        raise CheckpointError(
+            f"{path} could not be loaded as a {model_type} checkpoint ({type(err).__name__}: {err}). "
+            "Delete it and run again to download a fresh copy."
+        ) from err
+    return sam.eval()

@@ -1,0 +1,257 @@
+"""`OVSamPredictor`: `segment_anything.SamPredictor`'s interface on two OpenVINO models.
+
+`set_image` runs the image encoder once; every `predict` call runs only the
+light prompt decoder and upscales its logits in numpy, so prompts are cheap.
+Inputs, outputs, shapes and meaning follow `SamPredictor` one for one; the
+difference is that everything is numpy and nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import openvino as ov
+
+from utils.transforms import (
+    LOW_RES_MASK_SIZE,
+    apply_boxes,
+    apply_coords,
+    normalize_and_pad,
+    postprocess_masks,
+    resize_longest_side,
+    to_rgb_uint8,
+)
+
+MASK_THRESHOLD = 0.0
+"""Logits above this are inside the mask (`Sam.mask_threshold`)."""
+
+PADDING_LABEL = -1.0
+BOX_CORNER_LABELS = (2.0, 3.0)
+
+
+class OVSamPredictor:
+    """Prompted segmentation with SAM's OpenVINO IR, the same interface as `SamPredictor`.
+
+    Args:
+        encoder_xml: image encoder IR from `utils.convert.convert_sam`.
+        decoder_xml: prompt decoder IR from the same call.
+        device: an OpenVINO device name, e.g. "CPU", "GPU" or "AUTO".
+        config: properties passed to `compile_model` for both models, e.g.
+            ``{"INFERENCE_PRECISION_HINT": "f32"}`` for exact parity with PyTorch.
+    """
+
+    def __init__(
+        self,
+        encoder_xml: str | os.PathLike,
+        decoder_xml: str | os.PathLike,
+        device: str = "CPU",
+        config: dict | None = None,
+    ) -> None:
+        core = ov.Core()
+        available = core.available_devices
+        if device not in available and device.split(":")[0] not in ("AUTO", "MULTI", "HETERO"):
+            raise ValueError(f"OpenVINO device {device!r} is not available here; choose one of {available}.")
+        self.device = device
+        self.encoder = core.compile_model(encoder_xml, device, config or {})
+        self.decoder = core.compile_model(decoder_xml, device, config or {})
+        self._decoder_request = self.decoder.create_infer_request()
+        self.reset_image()
+
+    # ----------------------------------------------------------------- image
+    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
+        """Run the image encoder on an HxWx3 uint8 image (HxW gray and HxWx4 RGBA are converted)."""
+        image = to_rgb_uint8(image, image_format)
+        resized = resize_longest_side(image)
+        embedding = self.encoder(normalize_and_pad(resized))[0]
+        self.features = np.asarray(embedding, dtype=np.float32).copy()
+        self.original_size = tuple(image.shape[:2])
+        self.input_size = tuple(resized.shape[:2])
+        self.is_image_set = True
+
+    def reset_image(self) -> None:
+        """Forget the current image and its embedding."""
+        self.is_image_set = False
+        self.features: np.ndarray | None = None
+        self.original_size: tuple[int, int] | None = None
+        self.input_size: tuple[int, int] | None = None
+
+    def get_image_embedding(self) -> np.ndarray:
+        """Return the current image's embedding, 1x256x64x64 float32."""
+        self._require_image()
+        return self.features
+
+    # --------------------------------------------------------------- prompts
+    def predict(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Predict masks for one prompt on the current image, exactly like `SamPredictor.predict`.
+
+        Args:
+            point_coords: [N, 2] (x, y) pixel coordinates in the original image.
+                Points outside the image are not rejected: like `SamPredictor`, they
+                are mapped as they are and the model sees them off the image.
+            point_labels: [N], 1 for a foreground point, 0 for a background point.
+            box: [4] XYXY box in pixel coordinates.
+            mask_input: [1, 256, 256] low-res logits from an earlier call, to refine.
+            multimask_output: three candidates (True) or the single-mask output (False).
+            return_logits: return float logits instead of boolean masks.
+
+        Returns:
+            masks [C, H, W] (bool, or float32 logits), scores [C], low-res logits [C, 256, 256],
+            with C = 3 when ``multimask_output`` else 1.
+        """
+        self._require_image()
+        points = _validate_points(point_coords, point_labels)
+        boxes = None if box is None else _validate_boxes(box, expected_single=True)
+        if points is None and boxes is None and mask_input is None:
+            raise ValueError("Give at least one prompt: point_coords with point_labels, a box, or a mask_input.")
+        mask = _validate_mask_input(mask_input)
+        masks, scores, low_res = self._decode(points, boxes, mask, multimask_output, return_logits)
+        return masks[0], scores[0], low_res[0]
+
+    def predict_boxes(
+        self, boxes: np.ndarray, multimask_output: bool = False, return_logits: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Predict one mask set per box for many boxes in a single decoder call.
+
+        The numpy counterpart of ``SamPredictor.predict_torch(boxes=...)``.
+
+        Args:
+            boxes: [B, 4] XYXY boxes in pixel coordinates of the original image.
+
+        Returns:
+            masks [B, C, H, W], scores [B, C], low-res logits [B, C, 256, 256].
+        """
+        self._require_image()
+        return self._decode(None, _validate_boxes(boxes, expected_single=False), None, multimask_output, return_logits)
+
+    def _decode(
+        self,
+        points: tuple[np.ndarray, np.ndarray] | None,
+        boxes: np.ndarray | None,
+        mask_input: np.ndarray | None,
+        multimask_output: bool,
+        return_logits: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the decoder on a batch of prompts; returns [B,C,H,W] masks, [B,C] scores, [B,C,256,256]."""
+        coords, labels = self._prompt_tensors(points, boxes)
+        batch = coords.shape[0]
+        if mask_input is None:
+            mask = np.zeros((batch, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
+            has_mask = np.zeros(batch, dtype=np.float32)
+        else:
+            mask = np.broadcast_to(mask_input[None], (batch, *mask_input.shape)).astype(np.float32)
+            has_mask = np.ones(batch, dtype=np.float32)
+        result = self._decoder_request.infer(
+            {
+                "image_embeddings": self.features,
+                "point_coords": coords,
+                "point_labels": labels,
+                "mask_input": mask,
+                "has_mask_input": has_mask,
+            }
+        )
+        all_logits, all_scores = result["masks"], result["iou_predictions"]
+        chosen = slice(1, None) if multimask_output else slice(0, 1)
+        low_res = np.array(all_logits[:, chosen], dtype=np.float32)
+        scores = np.array(all_scores[:, chosen], dtype=np.float32)
+        masks = postprocess_masks(low_res, self.input_size, self.original_size)
+        if not return_logits:
+            masks = masks > MASK_THRESHOLD
+        return masks, scores, low_res
+
+    def _prompt_tensors(
+        self, points: tuple[np.ndarray, np.ndarray] | None, boxes: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Build decoder point inputs [B,N,2] and [B,N] in the 1024 frame.
+
+        As in `PromptEncoder`, box corners are points labelled 2 and 3, and when
+        there is no box a padding point labelled -1 is appended to the points.
+        """
+        batch = 1 if boxes is None else boxes.shape[0]
+        parts_coords, parts_labels = [], []
+        if points is not None:
+            coords, labels = points
+            parts_coords.append(np.broadcast_to(apply_coords(coords, self.original_size), (batch, *coords.shape)))
+            parts_labels.append(np.broadcast_to(labels, (batch, labels.shape[0])))
+        if boxes is None:
+            parts_coords.append(np.zeros((batch, 1, 2), dtype=np.float32))
+            parts_labels.append(np.full((batch, 1), PADDING_LABEL, dtype=np.float32))
+        else:
+            parts_coords.append(apply_boxes(boxes, self.original_size).reshape(batch, 2, 2))
+            parts_labels.append(np.tile(np.array(BOX_CORNER_LABELS, dtype=np.float32), (batch, 1)))
+        coords = np.concatenate(parts_coords, axis=1).astype(np.float32)
+        labels = np.concatenate(parts_labels, axis=1).astype(np.float32)
+        return coords, labels
+
+    def _require_image(self) -> None:
+        if not self.is_image_set:
+            raise RuntimeError("No image is set: call set_image(image) before predicting.")
+
+
+def _validate_points(
+    point_coords: np.ndarray | None, point_labels: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Check [N,2] coordinates and [N] labels of 0/1; return them as float32 arrays, or None."""
+    if point_coords is None and point_labels is None:
+        return None
+    if point_coords is None or point_labels is None:
+        raise ValueError("point_coords and point_labels go together: give both or neither.")
+    coords = np.asarray(point_coords)
+    labels = np.asarray(point_labels)
+    if not (np.issubdtype(coords.dtype, np.number) and np.issubdtype(labels.dtype, np.number)):
+        raise TypeError(
+            f"point_coords and point_labels must be numeric, got dtypes {coords.dtype} and {labels.dtype}."
+        )
+    if coords.ndim != 2 or coords.shape[1] != 2 or coords.shape[0] == 0:
+        raise ValueError(f"point_coords must have shape [N, 2] (x, y) with N >= 1, got {coords.shape}.")
+    if labels.shape != (coords.shape[0],):
+        raise ValueError(
+            f"point_labels must have shape [N] = [{coords.shape[0]}] to match point_coords, got {labels.shape}."
+        )
+    if not np.all(np.isfinite(coords)):
+        raise ValueError("point_coords contains NaN or infinite values.")
+    if not np.all(np.isin(labels, (0, 1))):
+        raise ValueError(f"point_labels must be 1 (foreground) or 0 (background), got {np.unique(labels).tolist()}.")
+    return coords.astype(np.float32), labels.astype(np.float32)
+
+
+def _validate_boxes(box: np.ndarray, expected_single: bool) -> np.ndarray:
+    """Check XYXY boxes ([4] when ``expected_single``, else [B,4]); return them as float32 [B,4]."""
+    boxes = np.asarray(box)
+    expected = "[4]" if expected_single else "[B, 4]"
+    if expected_single:
+        valid_shape = boxes.shape in ((4,), (1, 4))
+    else:
+        valid_shape = boxes.ndim == 2 and boxes.shape[1] == 4
+    if not np.issubdtype(boxes.dtype, np.number) or not valid_shape or boxes.size == 0:
+        raise ValueError(f"box must be numeric with shape {expected} as (x0, y0, x1, y1), got {boxes.shape} {boxes.dtype}.")
+    boxes = boxes.reshape(-1, 4).astype(np.float32)
+    if not np.all(np.isfinite(boxes)):
+        raise ValueError("box contains NaN or infinite values.")
+    if np.any(boxes[:, 2] < boxes[:, 0]) or np.any(boxes[:, 3] < boxes[:, 1]):
+        raise ValueError(f"box must be (x0, y0, x1, y1) with x1 >= x0 and y1 >= y0, got {boxes.tolist()}.")
+    return boxes
+
+
+def _validate_mask_input(mask_input: np.ndarray | None) -> np.ndarray | None:
+    """Check a [1, 256, 256] low-res logit mask (as returned in ``low_res_logits[i:i+1]``)."""
+    if mask_input is None:
+        return None
+    mask = np.asarray(mask_input)
+    expected = (1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE)
+    if mask.shape != expected:
+        raise ValueError(
+            f"mask_input must have shape {list(expected)} (one low-res logit mask, e.g. "
+            f"low_res_logits[best][None]), got {list(mask.shape)}."
+        )
+    if not np.all(np.isfinite(mask)):
+        raise ValueError("mask_input contains NaN or infinite values.")
+    return mask.astype(np.float32)

@@ -1,0 +1,114 @@
+"""SAM's pre- and post-processing in numpy, matching `segment_anything` without torch.
+
+SAM's image encoder sees a 1024x1024 frame: the image is resized so its longest
+side is 1024 (aspect kept), normalised with ImageNet statistics in 0..255 units,
+and zero-padded at the bottom and right. Prompts are mapped into that frame, and
+the decoder's 256x256 mask logits are mapped back to the original image size.
+Each function mirrors the `segment_anything` code named in its docstring so
+parity tests can compare them one to one.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+IMAGE_SIZE = 1024
+"""Side of the square frame the image encoder takes."""
+LOW_RES_MASK_SIZE = 256
+"""Side of the mask logits the decoder returns (and takes back as ``mask_input``)."""
+PIXEL_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
+PIXEL_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+_CV2_MAX_CHANNELS = 512  # cv2.resize handles at most this many channels at once
+
+
+def preprocess_shape(height: int, width: int, long_side: int = IMAGE_SIZE) -> tuple[int, int]:
+    """Size after scaling the longest side to ``long_side`` (ResizeLongestSide.get_preprocess_shape)."""
+    scale = long_side * 1.0 / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def resize_longest_side(image: np.ndarray, long_side: int = IMAGE_SIZE) -> np.ndarray:
+    """Resize an HxWx3 uint8 image so its longest side is ``long_side`` (ResizeLongestSide.apply_image).
+
+    Uses PIL's bilinear filter, as torchvision does for PIL images, so the pixels are identical.
+    """
+    new_h, new_w = preprocess_shape(*image.shape[:2], long_side)
+    return np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+
+
+def normalize_and_pad(resized: np.ndarray) -> np.ndarray:
+    """Normalise and zero-pad a resized image to the encoder's 1x3x1024x1024 float32 input (Sam.preprocess)."""
+    normalised = (resized.astype(np.float32) - PIXEL_MEAN) / PIXEL_STD
+    height, width = normalised.shape[:2]
+    padded = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
+    padded[:height, :width] = normalised
+    return np.ascontiguousarray(padded.transpose(2, 0, 1)[None])
+
+
+def apply_coords(coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """Map ``[..., 2]`` (x, y) pixel coordinates into the 1024 frame (ResizeLongestSide.apply_coords)."""
+    old_h, old_w = original_size
+    new_h, new_w = preprocess_shape(old_h, old_w)
+    mapped = np.array(coords, dtype=np.float32, copy=True)
+    mapped[..., 0] = mapped[..., 0] * (new_w / old_w)
+    mapped[..., 1] = mapped[..., 1] * (new_h / old_h)
+    return mapped
+
+
+def apply_boxes(boxes: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """Map ``[B, 4]`` XYXY boxes into the 1024 frame (ResizeLongestSide.apply_boxes)."""
+    corners = apply_coords(np.asarray(boxes, dtype=np.float32).reshape(-1, 2, 2), original_size)
+    return corners.reshape(-1, 4)
+
+
+def postprocess_masks(
+    low_res_logits: np.ndarray, input_size: tuple[int, int], original_size: tuple[int, int]
+) -> np.ndarray:
+    """Upscale ``[B, C, 256, 256]`` logits to ``[B, C, H, W]`` at the original size (Sam.postprocess_masks).
+
+    Bilinear to 1024, crop the padding away, bilinear to the original size.
+    cv2's INTER_LINEAR uses the same half-pixel sampling as torch's
+    ``interpolate(mode="bilinear", align_corners=False)``.
+    """
+    batch, channels = low_res_logits.shape[:2]
+    planes = low_res_logits.reshape(batch * channels, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE)
+    out = np.empty((batch * channels, *original_size), dtype=np.float32)
+    for start in range(0, batch * channels, _CV2_MAX_CHANNELS):
+        chunk = planes[start : start + _CV2_MAX_CHANNELS].astype(np.float32).transpose(1, 2, 0)
+        full = cv2.resize(chunk, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_LINEAR)
+        full = full.reshape(IMAGE_SIZE, IMAGE_SIZE, -1)[: input_size[0], : input_size[1]]
+        resized = cv2.resize(full, (original_size[1], original_size[0]), interpolation=cv2.INTER_LINEAR)
+        out[start : start + chunk.shape[2]] = resized.reshape(*original_size, -1).transpose(2, 0, 1)
+    return out.reshape(batch, channels, *original_size)
+
+
+def to_rgb_uint8(image: np.ndarray, image_format: str = "RGB") -> np.ndarray:
+    """Return ``image`` as a contiguous HxWx3 uint8 RGB array, or raise saying what is wrong.
+
+    Accepted besides HxWx3: a grayscale HxW or HxWx1 image (its channel is repeated
+    three times) and an RGBA HxWx4 image (the alpha channel is dropped). With
+    ``image_format="BGR"`` (OpenCV's order) the channels are swapped.
+    """
+    if image_format not in ("RGB", "BGR"):
+        raise ValueError(f"image_format must be 'RGB' or 'BGR', got {image_format!r}.")
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"Expected the image as a numpy array (HxWx3 uint8 RGB), got {type(image).__name__}.")
+    if image.dtype != np.uint8:
+        raise ValueError(
+            f"Expected a uint8 image with values 0..255, got dtype {image.dtype}. "
+            "For a float image in 0..1 use (image * 255).round().astype(np.uint8)."
+        )
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) == 0:
+        raise ValueError(
+            f"Expected an HxWx3 RGB image (HxW gray and HxWx4 RGBA are converted), got shape {image.shape}."
+        )
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    image = image[:, :, :3]
+    if image_format == "BGR":
+        image = image[:, :, ::-1]
+    return np.ascontiguousarray(image)
