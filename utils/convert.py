@@ -21,9 +21,11 @@ all the work when the stamp already matches.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,12 +112,22 @@ def _torch_wrappers():
     return ImageEncoderModel, PromptDecoderModel
 
 
+@contextlib.contextmanager
+def _quiet_tracing():
+    """Silence torch's TracerWarnings: SAM's shape arithmetic is constant for these fixed sizes."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
+
+
 def _convert_encoder(sam: "Sam") -> ov.Model:
     import torch
 
     encoder_cls, _ = _torch_wrappers()
     example = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE)
-    with torch.no_grad():
+    with torch.no_grad(), _quiet_tracing():
         model = ov.convert_model(encoder_cls(sam).eval(), example_input=example, input=[(1, 3, IMAGE_SIZE, IMAGE_SIZE)])
     _name_ports(model.inputs, ["image"])
     _name_ports(model.outputs, ["image_embeddings"])
@@ -141,7 +153,7 @@ def _convert_decoder(sam: "Sam") -> ov.Model:
         [-1, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE],
         [-1],
     ]
-    with torch.no_grad():
+    with torch.no_grad(), _quiet_tracing():
         model = ov.convert_model(
             decoder_cls(sam).eval(), example_input=example, input=[(shape, ov.Type.f32) for shape in shapes]
         )
