@@ -35,6 +35,9 @@ def test_random_weights_switch(monkeypatch, tmp_path):
     monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "")
     assert checkpoints.weights_id("vit_b").endswith(checkpoints.CHECKPOINTS["vit_b"].sha256)
     assert checkpoints.ir_directory("vit_b", tmp_path) == tmp_path / "sam_vit_b"
+    assert "official checkpoint" in checkpoints.describe_weights("vit_b")
+    monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "3")
+    assert "MEANINGLESS" in checkpoints.describe_weights("vit_b")
     monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "yes")
     with pytest.raises(ValueError, match="integer"):
         checkpoints.weights_id("vit_b")

@@ -76,3 +76,17 @@ def test_to_rgb_uint8_rejects_bad_images(image, message):
 def test_to_rgb_uint8_rejects_unknown_format():
     with pytest.raises(ValueError, match="image_format"):
         transforms.to_rgb_uint8(np.zeros((2, 2, 3), np.uint8), "HSV")
+
+
+def test_read_rgb_image(tmp_path):
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[..., 0] = 255  # pure red
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "red.png"), rgb[:, :, ::-1])
+    np.testing.assert_array_equal(transforms.read_rgb_image(tmp_path / "red.png"), rgb)
+    with pytest.raises(FileNotFoundError, match="No image file"):
+        transforms.read_rgb_image(tmp_path / "missing.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ValueError, match="not an image"):
+        transforms.read_rgb_image(tmp_path / "notes.png")

@@ -99,6 +99,17 @@ def weights_id(model_type: str) -> str:
     return f"{model_type}:sha256-{checkpoint.sha256}"
 
 
+def describe_weights(model_type: str) -> str:
+    """One line for a notebook to print: the checkpoint in use, or a loud random-weights warning."""
+    seed = random_weights_seed()
+    if seed is not None:
+        return (
+            f"WARNING: {RANDOM_WEIGHTS_ENV}={seed} is set, so SAM {model_type} has RANDOM weights: "
+            "every mask and score below is MEANINGLESS (only shapes and timings are real)."
+        )
+    return f"SAM {model_type} with the official checkpoint {get_checkpoint(model_type).url}"
+
+
 def ir_directory(model_type: str, models_dir: str | os.PathLike = "models") -> Path:
     """Folder for a model's IR; random-weight IR gets its own so it never replaces real IR."""
     seed = random_weights_seed()

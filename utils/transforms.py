@@ -10,6 +10,9 @@ parity tests can compare them one to one.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import cv2
 import numpy as np
 from PIL import Image
@@ -82,6 +85,17 @@ def postprocess_masks(
         resized = cv2.resize(full, (original_size[1], original_size[0]), interpolation=cv2.INTER_LINEAR)
         out[start : start + chunk.shape[2]] = resized.reshape(*original_size, -1).transpose(2, 0, 1)
     return out.reshape(batch, channels, *original_size)
+
+
+def read_rgb_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB, raising a clear error when it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No image file at {path.resolve()}.")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path} is not an image OpenCV can read (PNG, JPEG, BMP, TIFF, WebP...).")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def to_rgb_uint8(image: np.ndarray, image_format: str = "RGB") -> np.ndarray:
