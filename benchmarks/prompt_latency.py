@@ -1,0 +1,178 @@
+"""Encoder and per-prompt latency of OVSamPredictor against segment_anything's SamPredictor, in one run.
+
+    .venv/bin/python -m benchmarks.prompt_latency                 # vit_b on data/truck.jpg
+    .venv/bin/python -m benchmarks.prompt_latency --model-type vit_l --prompt-repeats 50
+
+Prints the CPU and its ISA (the ratios depend on AVX-512 BF16 / AMX), a markdown table of medians
+and their ratio to PyTorch, and the agreement with PyTorch at f32 and at the device's default
+precision. Writes the same as JSON to benchmarks/results/prompt_latency.json.
+Uses the real checkpoint unless SAM_RANDOM_WEIGHTS_SEED is set (then timings are real, masks are not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import openvino as ov
+
+from utils.checkpoints import describe_weights, load_sam
+from utils.convert import ensure_sam_ir
+from utils.predictor import OVSamPredictor
+from utils.transforms import read_rgb_image
+
+ROOT = Path(__file__).resolve().parent.parent
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+
+
+def cpu_description() -> dict:
+    """CPU model, the ISA flags that decide OpenVINO's precision, and the plugin's capabilities."""
+    flags: set[str] = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    core = ov.Core()
+    return {
+        "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"),
+        "machine": platform.machine(),
+        "isa": {flag: flag in flags for flag in ISA_FLAGS},
+        "openvino_capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")),
+        "openvino": ov.get_version(),
+    }
+
+
+def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def benchmark_prompts(image: np.ndarray) -> dict[str, dict]:
+    """Prompts at fixed fractions of the image: a point, three points, a box, a box with a negative point."""
+    h, w = image.shape[:2]
+    box = np.array([0.24 * w, 0.5 * h, 0.39 * w, 0.73 * h])
+    return {
+        "one point": dict(point_coords=np.array([[0.28 * w, 0.31 * h]]), point_labels=np.array([1])),
+        "three points": dict(
+            point_coords=np.array([[0.28 * w, 0.31 * h], [0.62 * w, 0.52 * h], [0.1 * w, 0.8 * h]]),
+            point_labels=np.array([1, 1, 0]),
+        ),
+        "box": dict(box=box),
+        "box + negative point": dict(box=box, point_coords=np.array([[0.32 * w, 0.62 * h]]), point_labels=np.array([0])),
+    }
+
+
+def agreement(ov_predictor: OVSamPredictor, torch_predictor, prompts: dict[str, dict]) -> dict:
+    """Embedding relative error, worst mask IoU and worst score difference against SamPredictor."""
+    reference = torch_predictor.get_image_embedding().numpy()
+    embedding = ov_predictor.get_image_embedding()
+    ious, score_diffs = [], []
+    for kwargs in prompts.values():
+        for multimask_output in (True, False):
+            ov_masks, ov_scores, _ = ov_predictor.predict(**kwargs, multimask_output=multimask_output)
+            pt_masks, pt_scores, _ = torch_predictor.predict(**kwargs, multimask_output=multimask_output)
+            for a, b in zip(ov_masks, pt_masks):
+                union = np.logical_or(a, b).sum()
+                ious.append(1.0 if union == 0 else float(np.logical_and(a, b).sum() / union))
+            score_diffs.append(float(np.abs(ov_scores - pt_scores).max()))
+    return {
+        "embedding_relative_error": float(np.abs(embedding - reference).max() / np.abs(reference).max()),
+        "min_mask_iou": min(ious),
+        "mean_mask_iou": float(np.mean(ious)),
+        "max_score_difference": max(score_diffs),
+    }
+
+
+def run(sam, encoder_xml: Path, decoder_xml: Path, image: np.ndarray, repeats: int, prompt_repeats: int) -> dict:
+    """Time the encoder and one prompt end to end for PyTorch, OpenVINO default precision and OpenVINO f32."""
+    from segment_anything import SamPredictor
+
+    prompts = benchmark_prompts(image)
+    one_point = prompts["one point"]
+    torch_predictor = SamPredictor(sam)
+    candidates = {
+        "PyTorch SamPredictor (f32)": torch_predictor,
+        "OpenVINO default precision": OVSamPredictor(encoder_xml, decoder_xml),
+        "OpenVINO f32 hint": OVSamPredictor(encoder_xml, decoder_xml, config=F32),
+    }
+    rows = {}
+    for name, predictor in candidates.items():
+        encoder_ms = median_ms(lambda: predictor.set_image(image), repeats, warmup=0)
+        prompt_ms = median_ms(lambda: predictor.predict(**one_point), prompt_repeats, warmup=3)
+        rows[name] = {"encoder_ms": encoder_ms, "prompt_ms": prompt_ms}
+    base = rows["PyTorch SamPredictor (f32)"]
+    for row in rows.values():
+        row["encoder_speedup"] = base["encoder_ms"] / row["encoder_ms"]
+        row["prompt_speedup"] = base["prompt_ms"] / row["prompt_ms"]
+    parity = {
+        name: agreement(predictor, torch_predictor, prompts)
+        for name, predictor in candidates.items()
+        if isinstance(predictor, OVSamPredictor)
+    }
+    return {"image_shape": list(image.shape), "timings": rows, "agreement_with_pytorch": parity}
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "| predictor | encoder (ms) | x PyTorch | one prompt end to end (ms) | x PyTorch |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in result["timings"].items():
+        lines.append(
+            f"| {name} | {row['encoder_ms']:.0f} | {row['encoder_speedup']:.2f} | "
+            f"{row['prompt_ms']:.1f} | {row['prompt_speedup']:.2f} |"
+        )
+    lines += ["", "| OpenVINO vs PyTorch | embedding rel. error | min mask IoU | mean mask IoU | max score diff |"]
+    lines.append("| --- | ---: | ---: | ---: | ---: |")
+    for name, row in result["agreement_with_pytorch"].items():
+        lines.append(
+            f"| {name} | {row['embedding_relative_error']:.1e} | {row['min_mask_iou']:.4f} | "
+            f"{row['mean_mask_iou']:.4f} | {row['max_score_difference']:.1e} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-type", default="vit_b")
+    parser.add_argument("--image", type=Path, default=ROOT / "data" / "truck.jpg")
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--repeats", type=int, default=3, help="encoder runs per predictor (median)")
+    parser.add_argument("--prompt-repeats", type=int, default=30, help="prompt runs per predictor (median)")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "prompt_latency.json")
+    args = parser.parse_args(argv)
+
+    cpu = cpu_description()
+    print(f"CPU: {cpu['cpu']} ({cpu['machine']}), OpenVINO {cpu['openvino']}")
+    print("ISA: " + ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in cpu["isa"].items()))
+    print(f"OpenVINO CPU capabilities: {', '.join(cpu['openvino_capabilities'])}")
+    print(describe_weights(args.model_type))
+    encoder_xml, decoder_xml = ensure_sam_ir(args.model_type, args.models_dir)
+    sam = load_sam(args.model_type, args.models_dir / "checkpoints")
+    result = run(sam, encoder_xml, decoder_xml, read_rgb_image(args.image), args.repeats, args.prompt_repeats)
+    result.update(cpu=cpu, model_type=args.model_type, image=str(args.image), weights=describe_weights(args.model_type))
+    print()
+    print(markdown(result))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"\nwritten: {args.output}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
