@@ -112,9 +112,10 @@ class OVSamPredictor:
         boxes = None if box is None else _validate_boxes(box, expected_single=True)
         if points is None and boxes is None and mask_input is None:
             raise ValueError("Give at least one prompt: point_coords with point_labels, a box, or a mask_input.")
-        mask = _validate_mask_input(mask_input)
-        masks, scores, low_res = self._decode(points, boxes, mask, multimask_output, return_logits)
-        return masks[0], scores[0], low_res[0]
+        if points is not None:
+            points = (points[0][None], points[1][None])
+        low_res, scores = self._decode(points, boxes, _validate_mask_input(mask_input), multimask_output)
+        return self._upscale(low_res, return_logits)[0], scores[0], low_res[0]
 
     def predict_boxes(
         self, boxes: np.ndarray, multimask_output: bool = False, return_logits: bool = False
@@ -130,7 +131,38 @@ class OVSamPredictor:
             masks [B, C, H, W], scores [B, C], low-res logits [B, C, 256, 256].
         """
         self._require_image()
-        return self._decode(None, _validate_boxes(boxes, expected_single=False), None, multimask_output, return_logits)
+        low_res, scores = self._decode(None, _validate_boxes(boxes, expected_single=False), None, multimask_output)
+        return self._upscale(low_res, return_logits), scores, low_res
+
+    def predict_low_res(
+        self, point_coords: np.ndarray, point_labels: np.ndarray, multimask_output: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decode a batch of point prompts in one call and return only the low-res logits and scores.
+
+        The automatic mask generator uses this: it drops masks by score before paying
+        for upscaling them (`utils.transforms.postprocess_masks` does that later).
+
+        Args:
+            point_coords: [B, N, 2] pixel coordinates, one row of N points per prompt.
+            point_labels: [B, N] labels, 1 foreground and 0 background.
+
+        Returns:
+            low-res logits [B, C, 256, 256] and scores [B, C].
+        """
+        self._require_image()
+        coords, labels = np.asarray(point_coords), np.asarray(point_labels)
+        if coords.ndim != 3 or labels.shape != coords.shape[:2]:
+            raise ValueError(
+                f"point_coords must be [B, N, 2] and point_labels [B, N], got {coords.shape} and {labels.shape}."
+            )
+        flat = _validate_points(coords.reshape(-1, 2), labels.reshape(-1))
+        points = (flat[0].reshape(coords.shape), flat[1].reshape(labels.shape))
+        return self._decode(points, None, None, multimask_output)
+
+    def _upscale(self, low_res: np.ndarray, return_logits: bool) -> np.ndarray:
+        """Low-res logits [B,C,256,256] to masks [B,C,H,W] at the image size, thresholded unless asked not to."""
+        masks = postprocess_masks(low_res, self.input_size, self.original_size)
+        return masks if return_logits else masks > MASK_THRESHOLD
 
     def _decode(
         self,
@@ -138,9 +170,8 @@ class OVSamPredictor:
         boxes: np.ndarray | None,
         mask_input: np.ndarray | None,
         multimask_output: bool,
-        return_logits: bool,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Run the decoder on a batch of prompts; returns [B,C,H,W] masks, [B,C] scores, [B,C,256,256]."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run the decoder on a batch of prompts; returns low-res logits [B,C,256,256] and scores [B,C]."""
         coords, labels = self._prompt_tensors(points, boxes)
         batch = coords.shape[0]
         if mask_input is None:
@@ -160,17 +191,14 @@ class OVSamPredictor:
         )
         all_logits, all_scores = result["masks"], result["iou_predictions"]
         chosen = slice(1, None) if multimask_output else slice(0, 1)
-        low_res = np.array(all_logits[:, chosen], dtype=np.float32)
-        scores = np.array(all_scores[:, chosen], dtype=np.float32)
-        masks = postprocess_masks(low_res, self.input_size, self.original_size)
-        if not return_logits:
-            masks = masks > MASK_THRESHOLD
-        return masks, scores, low_res
+        return np.array(all_logits[:, chosen], dtype=np.float32), np.array(all_scores[:, chosen], dtype=np.float32)
 
     def _prompt_tensors(
         self, points: tuple[np.ndarray, np.ndarray] | None, boxes: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Build decoder point inputs [B,N,2] and [B,N] in the 1024 frame.
+
+        ``points`` are ([1 or B, N, 2], [1 or B, N]); a single row is shared by all boxes.
 
         As in `PromptEncoder`, box corners are points labelled 2 and 3, and when
         there is no box a padding point labelled -1 is appended to the points.
@@ -179,8 +207,9 @@ class OVSamPredictor:
         parts_coords, parts_labels = [], []
         if points is not None:
             coords, labels = points
-            parts_coords.append(np.broadcast_to(apply_coords(coords, self.original_size), (batch, *coords.shape)))
-            parts_labels.append(np.broadcast_to(labels, (batch, labels.shape[0])))
+            batch = max(batch, coords.shape[0])
+            parts_coords.append(np.broadcast_to(apply_coords(coords, self.original_size), (batch, *coords.shape[1:])))
+            parts_labels.append(np.broadcast_to(labels, (batch, labels.shape[1])))
         if boxes is None:
             parts_coords.append(np.zeros((batch, 1, 2), dtype=np.float32))
             parts_labels.append(np.full((batch, 1), PADDING_LABEL, dtype=np.float32))
