@@ -1,0 +1,120 @@
+"""Automatic mask generation end to end: OVSamAutomaticMaskGenerator against SamAutomaticMaskGenerator.
+
+    .venv/bin/python -m benchmarks.amg_speed                      # truck.jpg, defaults and crop_n_layers=1
+    .venv/bin/python -m benchmarks.amg_speed --points-per-side 16 --batches 16 64
+
+Every measurement runs in its own process, so its peak resident memory (ru_maxrss, models
+included) is its own. Time is one `generate` call, image encoder(s) included. Prints a
+markdown table with the speed-up against upstream measured in the same run, and writes JSON to
+benchmarks/results/amg_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker(implementation: str, options: dict, image_path: Path, models_dir: Path, model_type: str) -> dict:
+    """Run one generate() in this process and return its time, mask count and peak memory."""
+    from utils.transforms import read_rgb_image
+
+    image = read_rgb_image(image_path)
+    if implementation == "openvino":
+        from utils.amg import OVSamAutomaticMaskGenerator
+        from utils.convert import ensure_sam_ir
+        from utils.predictor import OVSamPredictor
+
+        predictor = OVSamPredictor(*ensure_sam_ir(model_type, models_dir, show_progress=False))
+        generator = OVSamAutomaticMaskGenerator(predictor, show_progress=False, **options)
+    else:
+        from segment_anything import SamAutomaticMaskGenerator
+
+        from utils.checkpoints import load_sam
+
+        generator = SamAutomaticMaskGenerator(load_sam(model_type, models_dir / "checkpoints", show_progress=False), **options)
+    start = time.perf_counter()
+    anns = generator.generate(image)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "masks": len(anns), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def measure(implementation: str, options: dict, args: argparse.Namespace) -> dict:
+    """Run `worker` in a fresh interpreter and parse its JSON line."""
+    command = [
+        sys.executable, "-m", "benchmarks.amg_speed", "--worker", implementation, "--options", json.dumps(options),
+        "--image", str(args.image), "--models-dir", str(args.models_dir), "--model-type", args.model_type,
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{implementation} {options} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-type", default="vit_b")
+    parser.add_argument("--image", type=Path, default=ROOT / "data" / "truck.jpg")
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--points-per-side", type=int, default=32)
+    parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256], help="points_per_batch values for the memory check")
+    parser.add_argument("--skip-crops", action="store_true", help="only the crop_n_layers=0 comparison")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "amg_speed.json")
+    parser.add_argument("--worker", choices=["openvino", "pytorch"], help=argparse.SUPPRESS)
+    parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        print(json.dumps(worker(args.worker, json.loads(args.options), args.image, args.models_dir, args.model_type)))
+        return None
+
+    from benchmarks.prompt_latency import cpu_description
+    from utils.checkpoints import describe_weights
+    from utils.convert import ensure_sam_ir
+
+    cpu = cpu_description()
+    print(f"CPU: {cpu['cpu']}; ISA: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu["isa"].items()))
+    print(describe_weights(args.model_type))
+    ensure_sam_ir(args.model_type, args.models_dir)  # convert outside the timed processes
+    configurations = {"default options": {"points_per_side": args.points_per_side}}
+    if not args.skip_crops:
+        configurations["crop_n_layers=1"] = {"points_per_side": args.points_per_side, "crop_n_layers": 1}
+    rows = {}
+    for name, options in configurations.items():
+        upstream = measure("pytorch", options, args)
+        ours = measure("openvino", options, args)
+        rows[name] = {"pytorch": upstream, "openvino": ours, "speedup": upstream["seconds"] / ours["seconds"]}
+    memory = {
+        batch: measure("openvino", {"points_per_side": args.points_per_side, "points_per_batch": batch}, args)
+        for batch in args.batches
+    }
+    lines = [
+        "| configuration | SamAutomaticMaskGenerator (s) | masks | peak RSS (MiB) | OVSamAutomaticMaskGenerator (s) | masks | peak RSS (MiB) | speed-up |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in rows.items():
+        pt, ov_row = row["pytorch"], row["openvino"]
+        lines.append(
+            f"| {name} | {pt['seconds']:.1f} | {pt['masks']} | {pt['peak_rss_mib']:.0f} | "
+            f"{ov_row['seconds']:.1f} | {ov_row['masks']} | {ov_row['peak_rss_mib']:.0f} | {row['speedup']:.2f}x |"
+        )
+    lines += ["", "| points_per_batch (OpenVINO) | time (s) | peak RSS (MiB) |", "| ---: | ---: | ---: |"]
+    lines += [f"| {batch} | {m['seconds']:.1f} | {m['peak_rss_mib']:.0f} |" for batch, m in memory.items()]
+    print("\n" + "\n".join(lines))
+    result = {"cpu": cpu, "weights": describe_weights(args.model_type), "image": str(args.image), "comparison": rows,
+              "memory_by_points_per_batch": memory}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"\nwritten: {args.output}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
