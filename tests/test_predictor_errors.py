@@ -35,6 +35,11 @@ def test_reset_image_forgets_the_image(ir_f32):
         fresh.predict(**POINT)
 
 
+def test_missing_ir(ir_f32, tmp_path):
+    with pytest.raises(FileNotFoundError, match="ensure_sam_ir"):
+        OVSamPredictor(tmp_path / "image_encoder.xml", ir_f32[1])
+
+
 def test_unavailable_device(ir_f32):
     with pytest.raises(ValueError, match="not available"):
         OVSamPredictor(*ir_f32, device="NPU_THAT_IS_NOT_HERE")

@@ -9,6 +9,7 @@ difference is that everything is numpy and nothing here imports torch.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import openvino as ov
@@ -48,9 +49,15 @@ class OVSamPredictor:
         device: str = "CPU",
         config: dict | None = None,
     ) -> None:
+        for xml in (encoder_xml, decoder_xml):
+            if not Path(xml).is_file():
+                raise FileNotFoundError(
+                    f"No OpenVINO IR at {xml}: create it with utils.convert.ensure_sam_ir() (or notebook 01)."
+                )
         core = ov.Core()
         available = core.available_devices
-        if device not in available and device.split(":")[0] not in ("AUTO", "MULTI", "HETERO"):
+        known = {name.split(".")[0] for name in available} | {"AUTO", "MULTI", "HETERO"}
+        if device.split(":")[0].split(".")[0] not in known:
             raise ValueError(f"OpenVINO device {device!r} is not available here; choose one of {available}.")
         self.device = device
         self.encoder = core.compile_model(encoder_xml, device, config or {})
