@@ -1,0 +1,115 @@
+"""SamWidget at the Python level: the canvas's messages give the right prompts and the same masks as predict()."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from utils.predictor import OVSamPredictor
+from utils.widget import SamWidget
+
+from tests.helpers import F32
+
+
+@pytest.fixture(scope="module")
+def synthetic_ir(tmp_path_factory):
+    from tests.synthetic_sam import convert_synthetic
+
+    return convert_synthetic(tmp_path_factory.mktemp("synthetic_widget"))
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (240, 360, 3), dtype=np.uint8)
+
+
+class RecordingPredictor(OVSamPredictor):
+    """Records the arguments of every predict call."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: list[dict] = []
+
+    def predict(self, **kwargs):
+        self.calls.append(kwargs)
+        return super().predict(**kwargs)
+
+
+@pytest.fixture
+def widget(synthetic_ir, image) -> SamWidget:
+    return SamWidget(RecordingPredictor(*synthetic_ir, config=F32), image)
+
+
+def direct_best_mask(predictor: OVSamPredictor, **kwargs) -> np.ndarray:
+    masks, scores, _ = OVSamPredictor.predict(predictor, **kwargs)
+    return masks[np.argmax(scores)]
+
+
+def test_click_right_click_and_drag(widget):
+    widget.handle_action({"type": "point", "x": 100.4, "y": 80.2, "label": 1})
+    assert widget.points == [[100.4, 80.2]] and widget.labels == [1] and widget.box == []
+    widget.handle_action({"type": "point", "x": 200, "y": 150, "label": 0})
+    assert widget.labels == [1, 0]
+    widget.handle_action({"type": "box", "box": [50, 40, 250, 200]})
+    assert widget.box == [50, 40, 250, 200] and widget.message == ""
+    expected = dict(
+        multimask_output=True,
+        point_coords=np.array([[100.4, 80.2], [200, 150]], np.float32),
+        point_labels=np.array([1, 0]),
+        box=np.array([50, 40, 250, 200], np.float32),
+    )
+    call = widget.predictor.calls[-1]
+    assert call.keys() == expected.keys()
+    for key, value in expected.items():
+        np.testing.assert_array_equal(call[key], value)
+    np.testing.assert_array_equal(widget.mask, direct_best_mask(widget.predictor, **expected))
+    assert widget.mask_data.startswith("data:image/png;base64,")
+    assert len(widget.scores) == 3 and widget.scores[widget.candidate] == max(widget.scores)
+
+
+def test_undo_reset_and_cycle(widget):
+    widget.handle_action({"type": "point", "x": 100, "y": 80, "label": 1})
+    first_mask = widget.mask.copy()
+    widget.handle_action({"type": "box", "box": [10, 10, 300, 220]})
+    widget.handle_action({"type": "undo"})
+    assert widget.points == [[100, 80]] and widget.box == []
+    np.testing.assert_array_equal(widget.mask, first_mask)
+    before = widget.candidate
+    widget.handle_action({"type": "cycle"})
+    assert widget.candidate == (before + 1) % 3
+    assert not np.array_equal(widget.mask, first_mask)
+    widget.handle_action({"type": "reset"})
+    assert widget.points == [] and widget.mask is None and widget.mask_data == "" and widget.scores == []
+    widget.handle_action({"type": "undo"})  # nothing to undo: no error
+    assert widget.message == ""
+
+
+def test_errors_become_messages(synthetic_ir):
+    widget = SamWidget(OVSamPredictor(*synthetic_ir))
+    widget.handle_action({"type": "point", "x": 1, "y": 1, "label": 1})
+    assert "No image is set" in widget.message
+    widget.handle_action({"type": "upload"}, [b"this is not an image"])
+    assert "not an image" in widget.message
+    widget.handle_action({"type": "dance"})
+    assert "Unknown action" in widget.message
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_upload_gray_and_rgba(synthetic_ir, image, channels):
+    widget = SamWidget(OVSamPredictor(*synthetic_ir))
+    pixels = image[:, :, 0] if channels == 1 else np.dstack([image[:, :, ::-1], np.full(image.shape[:2], 255, np.uint8)])
+    ok, png = cv2.imencode(".png", pixels)
+    widget.handle_action({"type": "upload", "name": "x.png"}, [png.tobytes()])
+    assert widget.message == "" and widget.image_data.startswith("data:image/jpeg;base64,")
+    assert widget.predictor.original_size == image.shape[:2]
+    widget.handle_action({"type": "point", "x": 10, "y": 10, "label": 1})
+    assert widget.mask is not None
+
+
+def test_save_mask(widget, tmp_path):
+    with pytest.raises(ValueError, match="no mask"):
+        widget.save_mask(tmp_path / "none.png")
+    widget.handle_action({"type": "point", "x": 180, "y": 120, "label": 1})
+    saved = cv2.imread(str(widget.save_mask(tmp_path / "mask.png")), cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal(saved > 0, widget.mask)

@@ -1,0 +1,190 @@
+"""`SamWidget`: click and drag on an image inside JupyterLab or Notebook 7 to segment it with SAM.
+
+The front end (``widget.js``, an anywidget ES module on a canvas) sends each action as
+a custom message in image pixels: a foreground or background point, a box, undo,
+reset, or "next candidate". `SamWidget` keeps the prompts, calls
+`OVSamPredictor.predict` (only the decoder: the image was encoded once by
+`set_image`) and syncs back the mask as a transparent PNG plus the prompts and
+scores, which the canvas draws. Everything is readable from Python:
+``widget.points``, ``widget.labels``, ``widget.box``, ``widget.mask``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from pathlib import Path
+
+import anywidget
+import cv2
+import numpy as np
+import traitlets
+
+from utils.predictor import OVSamPredictor
+from utils.transforms import to_rgb_uint8
+
+ACTIONS = ("point", "box", "undo", "reset", "cycle", "upload")
+"""The messages the canvas sends (see widget.js)."""
+MASK_RGBA = (30, 144, 255, 150)
+"""Overlay colour of the mask: the segment-anything blue, about 60% opaque."""
+
+
+def _data_url(image: np.ndarray, extension: str) -> str:
+    """Encode an RGB(A) uint8 image as a data URL the browser can draw."""
+    channels = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    ok, encoded = cv2.imencode(extension, cv2.cvtColor(image, channels))
+    if not ok:
+        raise ValueError(f"Could not encode an image of shape {image.shape} as {extension}.")
+    mime = "image/png" if extension == ".png" else "image/jpeg"
+    return f"data:{mime};base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+class SamWidget(anywidget.AnyWidget):
+    """An image you click to segment: points, background points, a box, undo, reset, candidates.
+
+    Args:
+        predictor: an `OVSamPredictor`; the widget calls its `set_image` and `predict`.
+        image: the first image (HxWx3 uint8 RGB; gray and RGBA are converted), or None.
+        multimask_output: ask SAM for three candidates per action (cycle with "Next mask").
+    """
+
+    _esm = Path(__file__).with_name("widget.js")
+    _css = """
+    .sam-widget .sam-canvas { max-width: 100%; height: auto; cursor: crosshair; display: block; }
+    .sam-widget .sam-toolbar { display: flex; gap: 0.5em; align-items: center; margin-bottom: 0.3em; }
+    .sam-widget .sam-status { font-family: monospace; }
+    """
+    image_data = traitlets.Unicode("").tag(sync=True)
+    mask_data = traitlets.Unicode("").tag(sync=True)
+    points = traitlets.List([]).tag(sync=True)
+    labels = traitlets.List([]).tag(sync=True)
+    box = traitlets.List([]).tag(sync=True)
+    scores = traitlets.List([]).tag(sync=True)
+    candidate = traitlets.Int(0).tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, predictor: OVSamPredictor, image: np.ndarray | None = None, multimask_output: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.predictor = predictor
+        self.multimask_output = multimask_output
+        self._history: list[tuple[list, list, list]] = []
+        self._masks: np.ndarray | None = None
+        self.last_latency_ms: float | None = None
+        self.on_msg(self._on_message)
+        if image is not None:
+            self.set_image(image)
+
+    # ------------------------------------------------------------ Python API
+    def set_image(self, image: np.ndarray) -> None:
+        """Show a new image and encode it (the only time the image encoder runs)."""
+        image = to_rgb_uint8(image)
+        self.predictor.set_image(image)
+        self._history.clear()
+        self._set_prompts([], [], [])
+        self.image_data = _data_url(image, ".jpg")
+        self.message = ""
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The mask shown now (HxW bool), or None when there is no prompt."""
+        return None if self._masks is None else self._masks[self.candidate]
+
+    def save_mask(self, path: str | os.PathLike) -> Path:
+        """Save the current mask as a black-and-white PNG."""
+        if self.mask is None:
+            raise ValueError("There is no mask yet: click on the image first.")
+        path = Path(path)
+        if not cv2.imwrite(str(path), self.mask.astype(np.uint8) * 255):
+            raise OSError(f"Could not write {path}.")
+        return path
+
+    def handle_action(self, content: dict, buffers: list[bytes] | None = None) -> None:
+        """Apply one front-end action (the same dicts the canvas sends) and update the mask.
+
+        Errors become a readable ``message`` in the widget instead of an exception,
+        so a bad click or upload never breaks the notebook.
+        """
+        try:
+            self._apply(content, buffers or [])
+            self.message = ""
+        except (ValueError, RuntimeError, KeyError) as err:
+            self.message = f"Error: {err}"
+
+    # ------------------------------------------------------------ internals
+    def _on_message(self, _widget, content: dict, buffers: list[bytes]) -> None:
+        self.handle_action(content, buffers)
+
+    def _apply(self, content: dict, buffers: list[bytes]) -> None:
+        kind = content.get("type")
+        if kind not in ACTIONS:
+            raise ValueError(f"Unknown action {kind!r}; expected one of {', '.join(ACTIONS)}.")
+        if kind == "upload":
+            self._upload(buffers)
+            return
+        if not self.predictor.is_image_set:
+            raise RuntimeError("No image is set yet: call set_image or upload one.")
+        if kind in ("point", "box"):
+            previous = (self.points, self.labels, self.box)
+            if kind == "point":
+                point = [float(content["x"]), float(content["y"])]
+                self._set_prompts(self.points + [point], self.labels + [int(content["label"])], self.box)
+            else:
+                self._set_prompts(self.points, self.labels, [float(value) for value in content["box"]])
+            self._history.append(previous)
+        elif kind == "undo":
+            if self._history:
+                self._set_prompts(*self._history.pop())
+        elif kind == "reset":
+            self._history.clear()
+            self._set_prompts([], [], [])
+        elif kind == "cycle" and self.scores:
+            self.candidate = (self.candidate + 1) % len(self.scores)
+            self._show_mask()
+
+    def _upload(self, buffers: list[bytes]) -> None:
+        if not buffers:
+            raise ValueError("The upload carried no data.")
+        decoded = cv2.imdecode(np.frombuffer(buffers[0], dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if decoded is None:
+            raise ValueError("The uploaded file is not an image OpenCV can read.")
+        if decoded.ndim == 3:
+            decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        if decoded.dtype != np.uint8:
+            raise ValueError(f"The uploaded image has {decoded.dtype} pixels; use an 8-bit image.")
+        self.set_image(decoded)
+
+    def prompt_arguments(self) -> dict:
+        """The keyword arguments for `OVSamPredictor.predict` that the current prompts amount to."""
+        return self._arguments_for(self.points, self.labels, self.box)
+
+    def _arguments_for(self, points: list, labels: list, box: list) -> dict:
+        arguments: dict = {"multimask_output": self.multimask_output}
+        if points:
+            arguments["point_coords"] = np.array(points, dtype=np.float32)
+            arguments["point_labels"] = np.array(labels, dtype=np.int64)
+        if box:
+            arguments["box"] = np.array(box, dtype=np.float32)
+        return arguments
+
+    def _set_prompts(self, points: list, labels: list, box: list) -> None:
+        """Predict for these prompts, then publish prompts, scores and mask together."""
+        masks, scores = None, []
+        if points or box:
+            start = time.perf_counter()
+            masks, scores, _ = self.predictor.predict(**self._arguments_for(points, labels, box))
+            self.last_latency_ms = (time.perf_counter() - start) * 1000
+        with self.hold_sync():
+            self.points, self.labels, self.box = list(points), list(labels), list(box)
+            self._masks = masks
+            self.scores = [float(score) for score in scores]
+            self.candidate = int(np.argmax(scores)) if len(scores) else 0
+            self._show_mask()
+
+    def _show_mask(self) -> None:
+        if self.mask is None:
+            self.mask_data = ""
+            return
+        overlay = np.zeros((*self.mask.shape, 4), dtype=np.uint8)
+        overlay[self.mask] = MASK_RGBA
+        self.mask_data = _data_url(overlay, ".png")
