@@ -1,0 +1,117 @@
+"""A small gradio app around an `OVSamPredictor`, for sharing a demo outside the notebook.
+
+Upload an image, click on it (the radio button says whether a click is foreground or
+background), optionally type a box, and see the mask. The same predictor also answers a
+stateless API call, ``/segment``, which `gradio_client` can use:
+
+    client.predict(handle_file("truck.jpg"), {"points": [[500, 375]], "labels": [1], "box": None},
+                   api_name="/segment")
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import gradio as gr
+import numpy as np
+
+from utils.predictor import OVSamPredictor
+from utils.transforms import to_rgb_uint8
+
+OVERLAY_RGB = np.array([30, 144, 255], dtype=np.float32)
+EMPTY_PROMPTS = {"points": [], "labels": [], "box": None}
+
+
+class _Session:
+    """Runs the encoder only when the image really changes (keyed by a hash of its pixels)."""
+
+    def __init__(self, predictor: OVSamPredictor) -> None:
+        self.predictor = predictor
+        self.image_key: str | None = None
+
+    def set_image(self, image: np.ndarray) -> np.ndarray:
+        image = to_rgb_uint8(image)
+        key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()
+        if key != self.image_key:
+            self.predictor.set_image(image)
+            self.image_key = key
+        return image
+
+    def mask(self, image: np.ndarray, prompts: dict) -> np.ndarray:
+        """Best mask (HxW bool) for prompts {"points": [[x, y]], "labels": [1 or 0], "box": [x0, y0, x1, y1] or None}."""
+        self.set_image(image)
+        arguments = {}
+        if prompts.get("points"):
+            arguments["point_coords"] = np.asarray(prompts["points"], dtype=np.float32)
+            arguments["point_labels"] = np.asarray(prompts["labels"])
+        if prompts.get("box"):
+            arguments["box"] = np.asarray(prompts["box"], dtype=np.float32)
+        if not arguments:
+            return np.zeros(image.shape[:2], dtype=bool)
+        masks, scores, _ = self.predictor.predict(**arguments)
+        return masks[int(np.argmax(scores))]
+
+
+def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image with the mask blended in the segment-anything blue."""
+    shown = image.astype(np.float32)
+    shown[mask] = 0.4 * shown[mask] + 0.6 * OVERLAY_RGB
+    return shown.round().astype(np.uint8)
+
+
+def build_gradio_app(predictor: OVSamPredictor) -> gr.Blocks:
+    """Build (not launch) the demo; call ``.launch(server_name="127.0.0.1")`` on the result."""
+    session = _Session(predictor)
+
+    def segment(image: np.ndarray | None, prompts: dict | None) -> np.ndarray:
+        if image is None:
+            raise gr.Error("Upload an image first.")
+        try:
+            return session.mask(image, prompts or EMPTY_PROMPTS).astype(np.uint8) * 255
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+
+    def on_upload(image: np.ndarray | None):
+        if image is not None:
+            try:
+                session.set_image(image)
+            except ValueError as err:
+                raise gr.Error(str(err)) from err
+        return dict(EMPTY_PROMPTS), image
+
+    def on_click(image: np.ndarray | None, prompts: dict, mode: str, event: gr.SelectData):
+        if image is None:
+            raise gr.Error("Upload an image first.")
+        prompts = {**prompts, "points": prompts["points"] + [list(event.index)],
+                   "labels": prompts["labels"] + [1 if mode == "foreground" else 0]}
+        return prompts, overlay(to_rgb_uint8(image), session.mask(image, prompts))
+
+    def on_box(image: np.ndarray | None, prompts: dict, x0: float, y0: float, x1: float, y1: float):
+        if image is None:
+            raise gr.Error("Upload an image first.")
+        prompts = {**prompts, "box": [x0, y0, x1, y1]}
+        try:
+            return prompts, overlay(to_rgb_uint8(image), session.mask(image, prompts))
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+
+    with gr.Blocks(title="Segment Anything with OpenVINO") as app:
+        gr.Markdown("## Segment Anything with OpenVINO\nUpload an image, then click on it; choose what a click means.")
+        prompts = gr.State(dict(EMPTY_PROMPTS))
+        with gr.Row():
+            image = gr.Image(type="numpy", label="image (click here)", format="png")
+            result = gr.Image(type="numpy", label="mask", format="png", interactive=False)
+        mode = gr.Radio(["foreground", "background"], value="foreground", label="a click adds a")
+        with gr.Row():
+            box = [gr.Number(label=name, value=0) for name in ("x0", "y0", "x1", "y1")]
+            apply_box = gr.Button("Use box")
+            reset = gr.Button("Reset prompts")
+        image.upload(on_upload, inputs=image, outputs=[prompts, result])
+        image.select(on_click, inputs=[image, prompts, mode], outputs=[prompts, result])
+        apply_box.click(on_box, inputs=[image, prompts, *box], outputs=[prompts, result])
+        reset.click(on_upload, inputs=image, outputs=[prompts, result])
+        api_prompts = gr.JSON(visible=False)
+        api_mask = gr.Image(type="numpy", format="png", visible=False)
+        api_button = gr.Button(visible=False)
+        api_button.click(segment, inputs=[image, api_prompts], outputs=api_mask, api_name="segment")
+    return app
