@@ -18,5 +18,7 @@ RANDOM_SEED = "0"
 
 def pytest_configure(config):
     os.environ["SAM_RANDOM_WEIGHTS_SEED"] = RANDOM_SEED
+    os.environ["SAM_OV_SKIP_GRADIO_LAUNCH"] = "1"  # notebook 04 builds its gradio app but must not serve it
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("TQDM_MININTERVAL", "5")

@@ -87,7 +87,6 @@ function render({ model, el }) {
       : scores.length
         ? `mask ${candidate + 1}/${scores.length}, score ${scores[candidate].toFixed(3)}`
         : "click: foreground, right/shift-click: background, drag: box";
-    el.dataset.redraws = String(Number(el.dataset.redraws || 0) + 1);
   }
 
   function loadImage() {
@@ -98,10 +97,15 @@ function render({ model, el }) {
     };
     image.src = model.get("image_data");
   }
-  mask.onload = redraw;
+  function maskShown() {
+    // Counts repaints that show a new mask (or its removal): tests and latency measurements wait on it.
+    redraw();
+    el.dataset.maskShown = String(Number(el.dataset.maskShown || 0) + 1);
+  }
+  mask.onload = maskShown;
   function loadMask() {
     if (model.get("mask_data")) mask.src = model.get("mask_data");
-    else redraw();
+    else maskShown();
   }
 
   canvas.addEventListener("contextmenu", (event) => event.preventDefault());

@@ -1,0 +1,252 @@
+"""Notebook 04's widget in a real headless Chromium inside JupyterLab.
+
+A jupyter server runs on 127.0.0.1 with its config, data and runtime folders in a
+temporary directory; Chromium (Debian's package, driven by playwright) opens notebook
+04, runs all cells, then clicks, right-clicks, drags a box, undoes and resets on the
+canvas. After each step the test asks the kernel itself (through its connection file)
+what the widget's prompts are, and checks that the canvas was repainted. The click
+latency (mouse event to repainted mask, as seen by the test) is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = "notebooks/04-interactive-segmentation.ipynb"
+CHROMIUM = os.environ.get("SAM_OV_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+NOTEBOOK_TIMEOUT_S = 900  # a fresh checkout converts SAM first (about 3 minutes on 2 cores)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def isolated_environment(tmp: Path) -> dict[str, str]:
+    """Jupyter and matplotlib folders inside ``tmp``, so the user's settings are neither read nor written."""
+    env = dict(os.environ)
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
+                 "JUPYTERLAB_WORKSPACES_DIR", "MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        env[name] = str(tmp / name.lower())
+        Path(env[name]).mkdir(parents=True)
+    settings = {  # no news pop-up, and never autosave the notebook with this run's outputs
+        "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+        "docmanager-extension/plugin": {"autosave": False},
+    }
+    for name, values in settings.items():
+        path = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    return env
+
+
+class JupyterServer:
+    def __init__(self, tmp: Path) -> None:
+        self.env = isolated_environment(tmp)
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(tmp / "jupyter.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={self.port}",
+             "--ServerApp.ip=127.0.0.1", "--ServerApp.allow_root=True", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={ROOT}"],
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def api(self, path: str):
+        with urllib.request.urlopen(f"{self.url}{path}?token={self.token}", timeout=10) as response:
+            return json.loads(response.read())
+
+    def wait_until_up(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.api("/api/status")
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(f"jupyter lab did not start; see {self.log.name}")
+
+    def wait_for_idle_kernel(self, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sessions = self.api("/api/sessions")
+            if sessions and sessions[0]["kernel"]["execution_state"] == "idle":
+                return sessions[0]["kernel"]["id"]
+            time.sleep(0.5)
+        raise TimeoutError("the notebook's kernel never became idle")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+class KernelProbe:
+    """Asks the notebook's own kernel for the widget's state."""
+
+    def __init__(self, runtime_dir: str, kernel_id: str) -> None:
+        from jupyter_client import BlockingKernelClient
+
+        self.client = BlockingKernelClient(connection_file=str(Path(runtime_dir) / f"kernel-{kernel_id}.json"))
+        self.client.load_connection_file()
+        self.client.start_channels()
+
+    def state(self) -> dict:
+        code = "import json as _j; print(_j.dumps({'points': widget.points, 'labels': widget.labels, 'box': widget.box}))"
+        lines = []
+        self.client.execute_interactive(
+            code, timeout=60, output_hook=lambda msg: lines.append(msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None
+        )
+        return json.loads("".join(lines))
+
+    def close(self) -> None:
+        self.client.stop_channels()
+
+
+def canvas_geometry(page) -> dict:
+    return page.evaluate(
+        """() => { const c = document.querySelector('.sam-widget canvas'); const r = c.getBoundingClientRect();
+                   return {left: r.left, top: r.top, width: r.width, height: r.height, natural_w: c.width, natural_h: c.height}; }"""
+    )
+
+
+def screen_point(geometry: dict, x: float, y: float) -> tuple[int, int]:
+    """The whole screen pixel nearest to image pixel (x, y): browsers report mouse positions in whole pixels."""
+    return (round(geometry["left"] + x * geometry["width"] / geometry["natural_w"]),
+            round(geometry["top"] + y * geometry["height"] / geometry["natural_h"]))
+
+
+def image_point(geometry: dict, screen_x: float, screen_y: float) -> list[float]:
+    """The image pixel a click at this screen position means, when the canvas is shown scaled."""
+    return [(screen_x - geometry["left"]) * geometry["natural_w"] / geometry["width"],
+            (screen_y - geometry["top"]) * geometry["natural_h"] / geometry["height"]]
+
+
+def canvas_pixels(page) -> str:
+    return page.evaluate("() => document.querySelector('.sam-widget canvas').toDataURL()")
+
+
+def masks_shown(page) -> int:
+    return int(page.evaluate("() => Number(document.querySelector('.sam-widget').dataset.maskShown || 0)"))
+
+
+def wait_for_new_mask(page, before: int, timeout_ms: int = 60_000) -> None:
+    """Wait until the canvas has repainted with the mask Python sent back (widget.js counts these)."""
+    page.wait_for_function(
+        "(before) => Number(document.querySelector('.sam-widget').dataset.maskShown || 0) > before",
+        arg=before, timeout=timeout_ms,
+    )
+
+
+def assert_points_close(actual: list, expected: list, tolerance: float = 1.0) -> None:
+    assert len(actual) == len(expected)
+    for (ax, ay), (ex, ey) in zip(actual, expected):
+        assert abs(ax - ex) <= tolerance and abs(ay - ey) <= tolerance, (actual, expected)
+
+
+def test_widget_in_jupyterlab(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"No browser at {CHROMIUM}: apt-get install -y chromium (.ci/run does this)"
+    started = time.monotonic()
+    server = JupyterServer(tmp_path)
+    probe = None
+    try:
+        server.wait_until_up()
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+                viewport={"width": 1300, "height": 1000},
+            )
+            try:
+                page = context.new_page()
+                page.goto(f"{server.url}/lab/tree/{NOTEBOOK}?token={server.token}")
+                page.wait_for_selector(".jp-Notebook", timeout=120_000)
+                kernel_id = server.wait_for_idle_kernel()
+                page.get_by_role("menuitem", name="Run", exact=True).click(timeout=30_000)
+                page.get_by_text("Run All Cells", exact=True).click(timeout=30_000)
+                page.wait_for_function(
+                    "() => { const c = document.querySelector('.sam-widget canvas'); return c && c.width > 0; }",
+                    timeout=NOTEBOOK_TIMEOUT_S * 1000,
+                )
+                server.wait_for_idle_kernel(timeout=NOTEBOOK_TIMEOUT_S)
+                probe = KernelProbe(server.env["JUPYTER_RUNTIME_DIR"], kernel_id)
+                probe.client.execute_interactive("widget.handle_action({'type': 'reset'})", timeout=60)
+                page.locator(".sam-widget").scroll_into_view_if_needed()
+                geometry = canvas_geometry(page)
+                assert geometry["natural_w"] == 1800 and geometry["width"] < 1800, "the widget should be shown scaled"
+                latencies = []
+
+                def act(do, expected_points, expected_labels, expected_box):
+                    pixels_before, shown_before = canvas_pixels(page), masks_shown(page)
+                    start = time.perf_counter()
+                    do()
+                    wait_for_new_mask(page, shown_before)
+                    latencies.append((time.perf_counter() - start) * 1000)
+                    assert canvas_pixels(page) != pixels_before, "the overlay did not change"
+                    deadline = time.monotonic() + 30
+                    while True:  # the kernel may still be finishing the message
+                        state = probe.state()
+                        if len(state["points"]) == len(expected_points) and bool(state["box"]) == bool(expected_box):
+                            break
+                        assert time.monotonic() < deadline, state
+                        time.sleep(0.2)
+                    assert_points_close(state["points"], expected_points)
+                    assert state["labels"] == expected_labels
+                    if expected_box:
+                        box = expected_box[-1]
+                        assert_points_close([state["box"][:2], state["box"][2:]], [box[:2], box[2:]])
+
+                def click(x, y, button="left"):
+                    """Click image pixel (x, y) as the canvas is placed now; return the image point it means."""
+                    now = canvas_geometry(page)
+                    at = screen_point(now, x, y)
+                    page.mouse.click(*at, button=button)
+                    return image_point(now, *at)
+
+                def drag(x0, y0, x1, y1):
+                    now = canvas_geometry(page)
+                    start, end = screen_point(now, x0, y0), screen_point(now, x1, y1)
+                    page.mouse.move(*start)
+                    page.mouse.down()
+                    page.mouse.move(*end, steps=5)
+                    page.mouse.up()
+                    return image_point(now, *start) + image_point(now, *end)
+
+                clicked = []
+                act(lambda: clicked.append(click(500, 375)), clicked, [1], None)  # the truck's window
+                act(lambda: clicked.append(click(1125, 625, button="right")), clicked, [1, 0], None)
+                boxes = []
+                act(lambda: boxes.append(drag(425, 600, 700, 875)), clicked, [1, 0], boxes)
+                page.screenshot(path=str(tmp_path / "widget.png"))
+                act(lambda: page.click(".sam-widget .sam-undo"), clicked, [1, 0], None)
+                act(lambda: page.click(".sam-widget .sam-reset"), [], [], None)
+                print(f"\nclick-to-repaint latency, ms: median {statistics.median(latencies[:3]):.0f} over point, "
+                      f"right click and drag: {[round(value) for value in latencies]}")
+                print(f"browser test took {time.monotonic() - started:.0f} s; screenshot {tmp_path / 'widget.png'}")
+            finally:
+                context.close()
+    finally:
+        if probe is not None:
+            probe.close()
+        server.stop()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
