@@ -185,6 +185,6 @@ class SamWidget(anywidget.AnyWidget):
         if self.mask is None:
             self.mask_data = ""
             return
-        overlay = np.zeros((*self.mask.shape, 4), dtype=np.uint8)
-        overlay[self.mask] = MASK_RGBA
+        inside = self.mask.view(np.uint8)
+        overlay = cv2.merge([inside * value for value in MASK_RGBA])  # RGBA, transparent outside the mask
         self.mask_data = _data_url(overlay, ".png")
