@@ -54,8 +54,12 @@ def measure(implementation: str, options: dict, args: argparse.Namespace) -> dic
     ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{implementation} {options} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        last_line = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
+        print(f"{implementation} {options} failed: {last_line}")
+        return {"error": last_line}
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"{implementation} {options}: {measured}")
+    return measured
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -75,13 +79,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         print(json.dumps(worker(args.worker, json.loads(args.options), args.image, args.models_dir, args.model_type)))
         return None
 
-    from benchmarks.prompt_latency import cpu_description
+    from benchmarks.report import print_header, write_json
     from utils.checkpoints import describe_weights
     from utils.convert import ensure_sam_ir
 
-    cpu = cpu_description()
-    print(f"CPU: {cpu['cpu']}; ISA: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu["isa"].items()))
-    print(describe_weights(args.model_type))
+    cpu = print_header(args.model_type)
     ensure_sam_ir(args.model_type, args.models_dir)  # convert outside the timed processes
     configurations = {"default options": {"points_per_side": args.points_per_side}}
     if not args.skip_crops:
@@ -90,7 +92,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     for name, options in configurations.items():
         upstream = measure("pytorch", options, args)
         ours = measure("openvino", options, args)
-        rows[name] = {"pytorch": upstream, "openvino": ours, "speedup": upstream["seconds"] / ours["seconds"]}
+        both = "error" not in upstream and "error" not in ours
+        rows[name] = {"pytorch": upstream, "openvino": ours, "speedup": upstream["seconds"] / ours["seconds"] if both else None}
     memory = {
         batch: measure("openvino", {"points_per_side": args.points_per_side, "points_per_batch": batch}, args)
         for batch in args.batches
@@ -100,20 +103,23 @@ def main(argv: list[str] | None = None) -> dict | None:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in rows.items():
-        pt, ov_row = row["pytorch"], row["openvino"]
-        lines.append(
-            f"| {name} | {pt['seconds']:.1f} | {pt['masks']} | {pt['peak_rss_mib']:.0f} | "
-            f"{ov_row['seconds']:.1f} | {ov_row['masks']} | {ov_row['peak_rss_mib']:.0f} | {row['speedup']:.2f}x |"
-        )
-    lines += ["", "| points_per_batch (OpenVINO) | time (s) | peak RSS (MiB) |", "| ---: | ---: | ---: |"]
-    lines += [f"| {batch} | {m['seconds']:.1f} | {m['peak_rss_mib']:.0f} |" for batch, m in memory.items()]
+        cells = [_cells(row["pytorch"]), _cells(row["openvino"])]
+        speedup = "n/a" if row["speedup"] is None else f"{row['speedup']:.2f}x"
+        lines.append(f"| {name} | {' | '.join(cells)} | {speedup} |")
+    lines += ["", "| points_per_batch (OpenVINO) | time (s) | masks | peak RSS (MiB) |", "| ---: | ---: | ---: | ---: |"]
+    lines += [f"| {batch} | {_cells(measured)} |" for batch, measured in memory.items()]
     print("\n" + "\n".join(lines))
     result = {"cpu": cpu, "weights": describe_weights(args.model_type), "image": str(args.image), "comparison": rows,
               "memory_by_points_per_batch": memory}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
-    print(f"\nwritten: {args.output}")
+    write_json(result, args.output)
     return result
+
+
+def _cells(measured: dict) -> str:
+    """Three table cells: seconds, mask count, peak memory; or the error across them."""
+    if "error" in measured:
+        return f"failed: {measured['error'][:60]} | | "
+    return f"{measured['seconds']:.1f} | {measured['masks']} | {measured['peak_rss_mib']:.0f}"
 
 
 if __name__ == "__main__":

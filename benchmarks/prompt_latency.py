@@ -12,16 +12,13 @@ Uses the real checkpoint unless SAM_RANDOM_WEIGHTS_SEED is set (then timings are
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import openvino as ov
-
+from benchmarks.report import print_header, write_json
 from utils.checkpoints import describe_weights, load_sam
 from utils.convert import ensure_sam_ir
 from utils.predictor import OVSamPredictor
@@ -29,26 +26,6 @@ from utils.transforms import read_rgb_image
 
 ROOT = Path(__file__).resolve().parent.parent
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-
-
-def cpu_description() -> dict:
-    """CPU model, the ISA flags that decide OpenVINO's precision, and the plugin's capabilities."""
-    flags: set[str] = set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    core = ov.Core()
-    return {
-        "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"),
-        "machine": platform.machine(),
-        "isa": {flag: flag in flags for flag in ISA_FLAGS},
-        "openvino_capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")),
-        "openvino": ov.get_version(),
-    }
 
 
 def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -157,20 +134,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "prompt_latency.json")
     args = parser.parse_args(argv)
 
-    cpu = cpu_description()
-    print(f"CPU: {cpu['cpu']} ({cpu['machine']}), OpenVINO {cpu['openvino']}")
-    print("ISA: " + ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in cpu["isa"].items()))
-    print(f"OpenVINO CPU capabilities: {', '.join(cpu['openvino_capabilities'])}")
-    print(describe_weights(args.model_type))
+    cpu = print_header(args.model_type)
     encoder_xml, decoder_xml = ensure_sam_ir(args.model_type, args.models_dir)
     sam = load_sam(args.model_type, args.models_dir / "checkpoints")
     result = run(sam, encoder_xml, decoder_xml, read_rgb_image(args.image), args.repeats, args.prompt_repeats)
     result.update(cpu=cpu, model_type=args.model_type, image=str(args.image), weights=describe_weights(args.model_type))
     print()
     print(markdown(result))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
-    print(f"\nwritten: {args.output}")
+    write_json(result, args.output)
     return result
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import prompt_latency
+from benchmarks import prompt_latency, report
 
 from tests.helpers import make_test_images
 
@@ -20,5 +20,5 @@ def test_prompt_latency_benchmark_reports_every_row(sam, ir_f32):
 
 
 def test_cpu_description_names_the_isa():
-    cpu = prompt_latency.cpu_description()
+    cpu = report.cpu_description()
     assert cpu["cpu"] and set(cpu["isa"]) >= {"avx512_bf16", "amx_bf16"}
