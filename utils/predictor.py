@@ -27,6 +27,8 @@ from utils.transforms import (
 MASK_THRESHOLD = 0.0
 """Logits above this are inside the mask (`Sam.mask_threshold`)."""
 
+DECODER_CHUNK = 16
+"""Most prompts per decoder call; bigger batches are split (see `OVSamPredictor._decode`)."""
 PADDING_LABEL = -1.0
 BOX_CORNER_LABELS = (2.0, 3.0)
 
@@ -178,27 +180,34 @@ class OVSamPredictor:
         mask_input: np.ndarray | None,
         multimask_output: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Run the decoder on a batch of prompts; returns low-res logits [B,C,256,256] and scores [B,C]."""
+        """Run the decoder on a batch of prompts; returns low-res logits [B,C,256,256] and scores [B,C].
+
+        Large batches go through the decoder DECODER_CHUNK prompts at a time: OpenVINO's
+        working memory grows by about 55 MB per prompt in a call (measured with vit_b: 2.6 GB
+        of peak RSS for 16, 5.2 GB for 64, 15.6 GB for 256), while 16 at a time is as fast.
+        """
         coords, labels = self._prompt_tensors(points, boxes)
-        batch = coords.shape[0]
-        if mask_input is None:
-            mask = np.zeros((batch, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
-            has_mask = np.zeros(batch, dtype=np.float32)
-        else:
-            mask = np.broadcast_to(mask_input[None], (batch, *mask_input.shape)).astype(np.float32)
-            has_mask = np.ones(batch, dtype=np.float32)
-        result = self._decoder_request.infer(
-            {
-                "image_embeddings": self.features,
-                "point_coords": coords,
-                "point_labels": labels,
-                "mask_input": mask,
-                "has_mask_input": has_mask,
-            }
-        )
-        all_logits, all_scores = result["masks"], result["iou_predictions"]
         chosen = slice(1, None) if multimask_output else slice(0, 1)
-        return np.array(all_logits[:, chosen], dtype=np.float32), np.array(all_scores[:, chosen], dtype=np.float32)
+        logits, scores = [], []
+        for start in range(0, coords.shape[0], DECODER_CHUNK):
+            chunk = slice(start, start + DECODER_CHUNK)
+            batch = len(coords[chunk])
+            if mask_input is None:
+                mask = np.zeros((batch, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
+            else:
+                mask = np.broadcast_to(mask_input[None], (batch, *mask_input.shape)).astype(np.float32)
+            result = self._decoder_request.infer(
+                {
+                    "image_embeddings": self.features,
+                    "point_coords": coords[chunk],
+                    "point_labels": labels[chunk],
+                    "mask_input": mask,
+                    "has_mask_input": np.full(batch, 0.0 if mask_input is None else 1.0, dtype=np.float32),
+                }
+            )
+            logits.append(np.array(result["masks"][:, chosen], dtype=np.float32))
+            scores.append(np.array(result["iou_predictions"][:, chosen], dtype=np.float32))
+        return np.concatenate(logits), np.concatenate(scores)
 
     def _prompt_tensors(
         self, points: tuple[np.ndarray, np.ndarray] | None, boxes: np.ndarray | None
