@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--points-per-side", type=int, default=32)
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256], help="points_per_batch values for the memory check")
     parser.add_argument("--skip-crops", action="store_true", help="only the crop_n_layers=0 comparison")
+    parser.add_argument("--extra-options", default="{}", help='JSON merged into every configuration, e.g. \'{"pred_iou_thresh": 0}\'')
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "amg_speed.json")
     parser.add_argument("--worker", choices=["openvino", "pytorch"], help=argparse.SUPPRESS)
     parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
@@ -85,9 +86,10 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     cpu = print_header(args.model_type)
     ensure_sam_ir(args.model_type, args.models_dir)  # convert outside the timed processes
-    configurations = {"default options": {"points_per_side": args.points_per_side}}
+    extra = json.loads(args.extra_options)
+    configurations = {"default options": {"points_per_side": args.points_per_side, **extra}}
     if not args.skip_crops:
-        configurations["crop_n_layers=1"] = {"points_per_side": args.points_per_side, "crop_n_layers": 1}
+        configurations["crop_n_layers=1"] = {"points_per_side": args.points_per_side, "crop_n_layers": 1, **extra}
     rows = {}
     for name, options in configurations.items():
         upstream = measure("pytorch", options, args)
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         both = "error" not in upstream and "error" not in ours
         rows[name] = {"pytorch": upstream, "openvino": ours, "speedup": upstream["seconds"] / ours["seconds"] if both else None}
     memory = {
-        batch: measure("openvino", {"points_per_side": args.points_per_side, "points_per_batch": batch}, args)
+        batch: measure("openvino", {"points_per_side": args.points_per_side, "points_per_batch": batch, **extra}, args)
         for batch in args.batches
     }
     lines = [
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     lines += [f"| {batch} | {_cells(measured)} |" for batch, measured in memory.items()]
     print("\n" + "\n".join(lines))
     result = {"cpu": cpu, "weights": describe_weights(args.model_type), "image": str(args.image), "comparison": rows,
-              "memory_by_points_per_batch": memory}
+              "extra_options": extra, "memory_by_points_per_batch": memory}
     write_json(result, args.output)
     return result
 
