@@ -68,7 +68,9 @@ function render({ model, el }) {
     const ctx = canvas.getContext("2d");
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     if (image.complete && image.naturalWidth) ctx.drawImage(image, 0, 0);
-    if (model.get("mask_data") && mask.complete && mask.naturalWidth) ctx.drawImage(mask, 0, 0);
+    if (model.get("mask_data") && mask.complete && mask.naturalWidth) {
+      ctx.drawImage(mask, 0, 0, canvas.width, canvas.height); // the overlay may be sent downscaled
+    }
     const radius = Math.max(8, canvas.width / 60);
     const points = model.get("points");
     const labels = model.get("labels");

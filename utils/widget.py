@@ -28,6 +28,9 @@ ACTIONS = ("point", "box", "undo", "reset", "cycle", "upload")
 """The messages the canvas sends (see widget.js)."""
 MASK_RGBA = (30, 144, 255, 150)
 """Overlay colour of the mask: the segment-anything blue, about 60% opaque."""
+OVERLAY_MAX_SIDE = 1024
+"""Longest side of the overlay PNG sent to the page: a notebook shows images at about this size,
+and a smaller PNG keeps the click-to-mask round trip short (`widget.mask` stays full size)."""
 
 
 def _data_url(image: np.ndarray, extension: str) -> str:
@@ -186,5 +189,9 @@ class SamWidget(anywidget.AnyWidget):
             self.mask_data = ""
             return
         inside = self.mask.view(np.uint8)
+        scale = OVERLAY_MAX_SIDE / max(inside.shape)
+        if scale < 1:  # the canvas stretches the overlay back to the image size
+            size = (round(inside.shape[1] * scale), round(inside.shape[0] * scale))
+            inside = cv2.resize(inside, size, interpolation=cv2.INTER_NEAREST)
         overlay = cv2.merge([inside * value for value in MASK_RGBA])  # RGBA, transparent outside the mask
         self.mask_data = _data_url(overlay, ".png")
