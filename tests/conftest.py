@@ -52,3 +52,11 @@ def predictor_pair(request, sam, ir_f32, test_images):
     torch_predictor = SamPredictor(sam)
     torch_predictor.set_image(image)
     return ov_predictor, torch_predictor
+
+
+@pytest.fixture(scope="session")
+def synthetic_ir(tmp_path_factory) -> tuple[Path, Path]:
+    """The disc-drawing stand-in for SAM's two networks (tests/synthetic_sam.py), as IR."""
+    from tests.synthetic_sam import convert_synthetic
+
+    return convert_synthetic(tmp_path_factory.mktemp("synthetic_ir"))

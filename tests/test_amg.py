@@ -78,13 +78,6 @@ def test_neural_path_matches_upstream_mask_for_mask(sam, ir_f32):
 
 # ------------------------------------------------------------------ b. post-processing
 @pytest.fixture(scope="module")
-def synthetic_ir(tmp_path_factory):
-    from tests.synthetic_sam import convert_synthetic
-
-    return convert_synthetic(tmp_path_factory.mktemp("synthetic"))
-
-
-@pytest.fixture(scope="module")
 def upstream_synthetic_sam():
     from segment_anything import sam_model_registry
 

@@ -14,13 +14,6 @@ from utils.predictor import OVSamPredictor
 from tests.helpers import F32
 
 
-@pytest.fixture(scope="module")
-def synthetic_ir(tmp_path_factory):
-    from tests.synthetic_sam import convert_synthetic
-
-    return convert_synthetic(tmp_path_factory.mktemp("synthetic_gradio"))
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -12,13 +12,6 @@ from utils.widget import SamWidget
 from tests.helpers import F32
 
 
-@pytest.fixture(scope="module")
-def synthetic_ir(tmp_path_factory):
-    from tests.synthetic_sam import convert_synthetic
-
-    return convert_synthetic(tmp_path_factory.mktemp("synthetic_widget"))
-
-
 @pytest.fixture
 def image() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (240, 360, 3), dtype=np.uint8)
