@@ -15,7 +15,7 @@ import hashlib
 import gradio as gr
 import numpy as np
 
-from utils.predictor import OVSamPredictor
+from utils.predictor import OVSamPredictor, prompts_to_arguments
 from utils.transforms import to_rgb_uint8
 
 OVERLAY_RGB = np.array([30, 144, 255], dtype=np.float32)
@@ -40,12 +40,7 @@ class _Session:
     def mask(self, image: np.ndarray, prompts: dict) -> np.ndarray:
         """Best mask (HxW bool) for prompts {"points": [[x, y]], "labels": [1 or 0], "box": [x0, y0, x1, y1] or None}."""
         self.set_image(image)
-        arguments = {}
-        if prompts.get("points"):
-            arguments["point_coords"] = np.asarray(prompts["points"], dtype=np.float32)
-            arguments["point_labels"] = np.asarray(prompts["labels"])
-        if prompts.get("box"):
-            arguments["box"] = np.asarray(prompts["box"], dtype=np.float32)
+        arguments = prompts_to_arguments(prompts.get("points"), prompts.get("labels"), prompts.get("box"))
         if not arguments:
             return np.zeros(image.shape[:2], dtype=bool)
         masks, scores, _ = self.predictor.predict(**arguments)

@@ -241,6 +241,21 @@ class OVSamPredictor:
             raise RuntimeError("No image is set: call set_image(image) before predicting.")
 
 
+def prompts_to_arguments(points: list | None, labels: list | None, box: list | None) -> dict:
+    """`OVSamPredictor.predict` keyword arguments for prompts kept as plain lists.
+
+    The widget and the gradio app store prompts as JSON-friendly lists; this is the
+    one place that turns them into arrays. Empty or None prompts are left out.
+    """
+    arguments: dict = {}
+    if points:
+        arguments["point_coords"] = np.asarray(points, dtype=np.float32)
+        arguments["point_labels"] = np.asarray(labels, dtype=np.int64)
+    if box:
+        arguments["box"] = np.asarray(box, dtype=np.float32)
+    return arguments
+
+
 def _validate_points(
     point_coords: np.ndarray | None, point_labels: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray] | None:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import traitlets
 
-from utils.predictor import OVSamPredictor
+from utils.predictor import OVSamPredictor, prompts_to_arguments
 from utils.transforms import to_rgb_uint8
 
 ACTIONS = ("point", "box", "undo", "reset", "cycle", "upload")
@@ -162,13 +162,7 @@ class SamWidget(anywidget.AnyWidget):
         return self._arguments_for(self.points, self.labels, self.box)
 
     def _arguments_for(self, points: list, labels: list, box: list) -> dict:
-        arguments: dict = {"multimask_output": self.multimask_output}
-        if points:
-            arguments["point_coords"] = np.array(points, dtype=np.float32)
-            arguments["point_labels"] = np.array(labels, dtype=np.int64)
-        if box:
-            arguments["box"] = np.array(box, dtype=np.float32)
-        return arguments
+        return {"multimask_output": self.multimask_output, **prompts_to_arguments(points, labels, box)}
 
     def _set_prompts(self, points: list, labels: list, box: list) -> None:
         """Predict for these prompts, then publish prompts, scores and mask together."""
