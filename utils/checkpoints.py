@@ -117,6 +117,24 @@ def ir_directory(model_type: str, models_dir: str | os.PathLike = "models") -> P
     return Path(models_dir) / f"sam_{model_type}{suffix}"
 
 
+def _randomise_rel_pos(sam: "Sam", std: float = 0.02) -> "Sam":
+    """Give the ViT's relative-position tables random values, as a trained checkpoint has.
+
+    `segment_anything` zero-initialises them. Left at zero, the relative-position
+    bias is zero, so parity tests would not exercise it, and the exported graph
+    would hold all-zero constants that graph optimisations may treat specially,
+    which a real checkpoint never has. Drawn after the seeded model build, so
+    the result is still fixed by the seed.
+    """
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in sam.image_encoder.named_parameters():
+            if "rel_pos" in name:
+                parameter.normal_(0.0, std)
+    return sam
+
+
 def load_sam(
     model_type: str = "vit_b",
     checkpoint_dir: str | os.PathLike = DEFAULT_CHECKPOINT_DIR,
@@ -140,7 +158,7 @@ def load_sam(
             stacklevel=2,
         )
         torch.manual_seed(seed)
-        return sam_model_registry[model_type](checkpoint=None).eval()
+        return _randomise_rel_pos(sam_model_registry[model_type](checkpoint=None)).eval()
 
     path = download_file(checkpoint.url, checkpoint_dir, sha256=checkpoint.sha256, show_progress=show_progress)
     sam = sam_model_registry[model_type](checkpoint=None)
