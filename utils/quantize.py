@@ -1,0 +1,165 @@
+"""INT8 post-training quantization of SAM's image encoder with NNCF.
+
+The encoder is where SAM spends its time (seconds per image against tens of
+milliseconds per prompt), so it is the half worth quantizing. `nncf.quantize`
+runs the FP IR on a few calibration images, records the range of every
+activation that feeds a MatMul or convolution, and inserts FakeQuantize nodes
+that the CPU plugin turns into INT8 kernels. ``model_type=TRANSFORMER`` keeps
+the numerically fragile parts of a ViT (LayerNorm, Softmax, GELU inputs) in
+floating point and applies SmoothQuant to the linear layers.
+
+The INT8 IR is written next to the FP IR it came from, with a stamp naming that
+source and the calibration set; `ensure_int8_encoder` reuses it while the stamp
+matches, so a notebook re-run does not quantize again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+
+from utils.convert import STAMP_FILE, ensure_sam_ir, write_text_atomically
+from utils.transforms import normalize_and_pad, read_rgb_image, resize_longest_side
+
+INT8_ENCODER_XML = "image_encoder_int8.xml"
+INT8_STAMP_FILE = "image_encoder_int8.json"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+DEFAULT_CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_SUBSET_SIZE = 128
+"""NNCF's usual calibration size; the loop stops earlier when the folder has fewer images."""
+
+logger = logging.getLogger(__name__)
+
+
+class CalibrationError(ValueError):
+    """The calibration folder cannot be used; the message says what to put there."""
+
+
+def calibration_images(folder: str | os.PathLike) -> list[Path]:
+    """Return the image files in ``folder``, sorted, after checking each one can be read.
+
+    Files without an image suffix (a README, a licence) are skipped with a log
+    message; a file with an image suffix that does not decode is an error, since
+    calibrating on fewer images than the user thinks would be silent damage.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CalibrationError(
+            f"Calibration folder {folder} does not exist. Pass a folder of JPEG/PNG images that look like "
+            "what you will segment (100-300 is typical), or use data/ from this repository."
+        )
+    files = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
+    images = [path for path in files if path.suffix.lower() in IMAGE_SUFFIXES]
+    skipped = [path.name for path in files if path not in images]
+    if not images:
+        found = f"only {', '.join(skipped)}" if skipped else "nothing"
+        raise CalibrationError(
+            f"No images in calibration folder {folder} (found {found}). "
+            f"Copy a few {'/'.join(IMAGE_SUFFIXES)} files there, or pass another folder."
+        )
+    if skipped:
+        logger.info("Calibration: skipping %d non-image file(s) in %s: %s", len(skipped), folder, ", ".join(skipped))
+    unreadable = []
+    for path in images:
+        try:
+            read_rgb_image(path)
+        except (OSError, ValueError) as error:
+            unreadable.append(f"{path.name} ({error})")
+    if unreadable:
+        raise CalibrationError(
+            f"Calibration folder {folder} holds files named like images that cannot be read: "
+            f"{'; '.join(unreadable)}. Remove or replace them."
+        )
+    return images
+
+
+def encoder_input(path: Path) -> np.ndarray:
+    """One calibration sample: the image as the predictor feeds it to the encoder, 1x3x1024x1024 float32."""
+    return normalize_and_pad(resize_longest_side(read_rgb_image(path)))
+
+
+def quantize_encoder(
+    encoder_xml: str | os.PathLike,
+    calibration_folder: str | os.PathLike = DEFAULT_CALIBRATION_DIR,
+    subset_size: int = DEFAULT_SUBSET_SIZE,
+    output_xml: str | os.PathLike | None = None,
+) -> Path:
+    """Quantize the encoder IR to INT8 and save it (default: ``image_encoder_int8.xml`` beside it).
+
+    Args:
+        encoder_xml: FP encoder IR from `utils.convert.convert_sam`.
+        calibration_folder: folder of images to collect activation ranges on.
+        subset_size: at most this many images are used (NNCF's ``subset_size``).
+        output_xml: where to write; the file appears only once complete.
+
+    NNCF draws its own progress bars (statistics collection, SmoothQuant, bias
+    correction); each calibration image costs about one encoder run.
+    Returns the path of the INT8 IR.
+    """
+    import nncf
+
+    if subset_size < 1:
+        raise ValueError(f"subset_size must be at least 1, got {subset_size}.")
+    encoder_xml = Path(encoder_xml)
+    output_xml = Path(output_xml) if output_xml else encoder_xml.with_name(INT8_ENCODER_XML)
+    images = calibration_images(calibration_folder)[:subset_size]
+    quantized = nncf.quantize(
+        ov.Core().read_model(encoder_xml),
+        nncf.Dataset(images, encoder_input),
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(images),
+    )
+    _save_atomically(quantized, output_xml)
+    return output_xml
+
+
+def ensure_int8_encoder(
+    model_type: str = "vit_b",
+    models_dir: str | os.PathLike = "models",
+    calibration_folder: str | os.PathLike = DEFAULT_CALIBRATION_DIR,
+    subset_size: int = DEFAULT_SUBSET_SIZE,
+) -> Path:
+    """Return the INT8 encoder IR for ``model_type``, converting and quantizing only what is missing.
+
+    The stamp beside the INT8 IR records the FP IR's own stamp and the names of the
+    calibration images used: change either and the encoder is quantized again.
+    """
+    encoder_xml, _ = ensure_sam_ir(model_type, models_dir)
+    folder = encoder_xml.parent
+    images = calibration_images(calibration_folder)[:subset_size]
+    stamp = {
+        "source": json.loads((folder / STAMP_FILE).read_text()),
+        "calibration": [path.name for path in images],
+    }
+    int8_xml, stamp_path = folder / INT8_ENCODER_XML, folder / INT8_STAMP_FILE
+    if _stamp_matches(stamp_path, stamp) and int8_xml.is_file() and int8_xml.with_suffix(".bin").is_file():
+        return int8_xml
+    stamp_path.unlink(missing_ok=True)
+    quantize_encoder(encoder_xml, calibration_folder, subset_size, int8_xml)
+    write_text_atomically(stamp_path, json.dumps(stamp, indent=2))
+    return int8_xml
+
+
+def _stamp_matches(path: Path, stamp: dict) -> bool:
+    try:
+        return json.loads(path.read_text()) == stamp
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _save_atomically(model: ov.Model, output_xml: Path) -> None:
+    """Save into a temporary folder beside ``output_xml``, then move .bin before .xml into place."""
+    output_xml.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output_xml.parent, prefix=".quantizing-") as tmp:
+        ov.save_model(model, Path(tmp) / output_xml.name)
+        for suffix in (".bin", ".xml"):
+            os.replace(Path(tmp) / output_xml.with_suffix(suffix).name, output_xml.with_suffix(suffix))
+
+
+__all__ = ["CalibrationError", "calibration_images", "ensure_int8_encoder", "quantize_encoder", "INT8_ENCODER_XML"]
