@@ -12,13 +12,11 @@ Uses the real checkpoint unless SAM_RANDOM_WEIGHTS_SEED is set (then timings are
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-from benchmarks.report import print_header, write_json
+from benchmarks.report import median_ms, print_header, write_json
+from utils.accuracy import agreement, fixed_prompts
 from utils.checkpoints import describe_weights, load_sam
 from utils.convert import ensure_sam_ir
 from utils.predictor import OVSamPredictor
@@ -28,58 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
-def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
-def benchmark_prompts(image: np.ndarray) -> dict[str, dict]:
-    """Prompts at fixed fractions of the image: a point, three points, a box, a box with a negative point."""
-    h, w = image.shape[:2]
-    box = np.array([0.24 * w, 0.5 * h, 0.39 * w, 0.73 * h])
-    return {
-        "one point": dict(point_coords=np.array([[0.28 * w, 0.31 * h]]), point_labels=np.array([1])),
-        "three points": dict(
-            point_coords=np.array([[0.28 * w, 0.31 * h], [0.62 * w, 0.52 * h], [0.1 * w, 0.8 * h]]),
-            point_labels=np.array([1, 1, 0]),
-        ),
-        "box": dict(box=box),
-        "box + negative point": dict(box=box, point_coords=np.array([[0.32 * w, 0.62 * h]]), point_labels=np.array([0])),
-    }
-
-
-def agreement(ov_predictor: OVSamPredictor, torch_predictor, prompts: dict[str, dict]) -> dict:
-    """Embedding relative error, worst mask IoU and worst score difference against SamPredictor."""
-    reference = torch_predictor.get_image_embedding().numpy()
-    embedding = ov_predictor.get_image_embedding()
-    ious, score_diffs = [], []
-    for kwargs in prompts.values():
-        for multimask_output in (True, False):
-            ov_masks, ov_scores, _ = ov_predictor.predict(**kwargs, multimask_output=multimask_output)
-            pt_masks, pt_scores, _ = torch_predictor.predict(**kwargs, multimask_output=multimask_output)
-            for a, b in zip(ov_masks, pt_masks):
-                union = np.logical_or(a, b).sum()
-                ious.append(1.0 if union == 0 else float(np.logical_and(a, b).sum() / union))
-            score_diffs.append(float(np.abs(ov_scores - pt_scores).max()))
-    return {
-        "embedding_relative_error": float(np.abs(embedding - reference).max() / np.abs(reference).max()),
-        "min_mask_iou": min(ious),
-        "mean_mask_iou": float(np.mean(ious)),
-        "max_score_difference": max(score_diffs),
-    }
-
-
 def run(sam, encoder_xml: Path, decoder_xml: Path, image: np.ndarray, repeats: int, prompt_repeats: int) -> dict:
     """Time the encoder and one prompt end to end for PyTorch, OpenVINO default precision and OpenVINO f32."""
     from segment_anything import SamPredictor
 
-    prompts = benchmark_prompts(image)
+    prompts = fixed_prompts(image)
     one_point = prompts["one point"]
     torch_predictor = SamPredictor(sam)
     candidates = {

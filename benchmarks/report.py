@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
+import time
 from pathlib import Path
+from typing import Callable
 
 import openvino as ov
 
@@ -46,3 +49,15 @@ def write_json(result: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     print(f"\nwritten: {path}")
+
+
+def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``function`` in milliseconds over ``repeats`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000

@@ -22,9 +22,3 @@ def make_test_images() -> dict[str, np.ndarray]:
     portrait = np.ascontiguousarray(truck[100:1177, 450:1093])  # 1077 x 643, odd sizes
     tiny = cv2.resize(truck, (97, 65), interpolation=cv2.INTER_AREA)  # under 100 px
     return {"landscape": truck, "portrait": portrait, "tiny": tiny}
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks; two empty masks count as identical."""
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)

@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from utils.accuracy import mask_iou
 from utils.amg import OVSamAutomaticMaskGenerator, anns_to_coco, coco_to_masks, mask_to_uncompressed_rle
 from utils.predictor import OVSamPredictor
 from utils.viz import draw_anns
 
-from tests.helpers import F32, make_test_images, mask_iou
+from tests.helpers import F32, make_test_images
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_FILTERS = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)

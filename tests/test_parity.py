@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import mask_iou
+from utils.accuracy import mask_iou
 
 SCORE_TOL = 1e-3
 LOGIT_TOL = 1e-3
