@@ -1,0 +1,74 @@
+"""Where the image encoder spends its time: OpenVINO's per-layer counters, summed by layer type.
+
+    .venv/bin/python -m benchmarks.encoder_profile                 # plain export, fused export, INT8
+    .venv/bin/python -m benchmarks.encoder_profile --precision f32 --runs 5
+
+Compiles each encoder IR with PERF_COUNT on, runs it on data/truck.jpg, and prints a markdown
+table per IR: the runtime layer types (after the CPU plugin's own fusions, so a fused attention
+shows as "Subgraph" or "ScaledDotProductAttention") with their share of the last run, plus the
+median wall time. Converts and quantizes whatever is missing first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+from pathlib import Path
+
+import openvino as ov
+
+from benchmarks.report import median_ms, print_header
+from utils.transforms import normalize_and_pad, read_rgb_image, resize_longest_side
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def profile(encoder_xml: Path, encoder_input, config: dict, runs: int) -> dict:
+    """Median wall time over ``runs`` after one warm-up, and milliseconds per runtime layer type in the last run."""
+    compiled = ov.Core().compile_model(encoder_xml, "CPU", {**config, "PERF_COUNT": True})
+    request = compiled.create_infer_request()
+    wall_ms = median_ms(lambda: request.infer({0: encoder_input}), runs, warmup=1)
+    by_type: collections.Counter = collections.Counter()
+    for layer in request.profiling_info:
+        by_type[layer.node_type] += layer.real_time.total_seconds() * 1000
+    return {"wall_ms": wall_ms, "layer_ms": dict(by_type.most_common())}
+
+
+def markdown(name: str, result: dict, top: int = 8) -> str:
+    total = sum(result["layer_ms"].values())
+    lines = [f"**{name}**: median {result['wall_ms']:.0f} ms, sum of layers {total:.0f} ms", "",
+             "| layer type | ms | share |", "| --- | ---: | ---: |"]
+    for layer_type, ms in list(result["layer_ms"].items())[:top]:
+        lines.append(f"| {layer_type} | {ms:.0f} | {100 * ms / total:.1f}% |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from utils.convert import ensure_sam_ir
+    from utils.quantize import ensure_int8_encoder
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-type", default="vit_b")
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--image", type=Path, default=ROOT / "data" / "truck.jpg")
+    parser.add_argument("--precision", choices=["default", "f32"], default="default")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    print_header(args.model_type)
+    encoders = {
+        "plain export": ensure_sam_ir(args.model_type, args.models_dir, fused_attention=False)[0],
+        "fused export": ensure_sam_ir(args.model_type, args.models_dir)[0],
+        "fused export, INT8": ensure_int8_encoder(args.model_type, args.models_dir),
+    }
+    config = {"INFERENCE_PRECISION_HINT": "f32"} if args.precision == "f32" else {}
+    encoder_input = normalize_and_pad(resize_longest_side(read_rgb_image(args.image)))
+    results = {}
+    for name, xml in encoders.items():
+        results[name] = profile(xml, encoder_input, config, args.runs)
+        print("\n" + markdown(f"{name}, {args.precision} precision", results[name]))
+    return results
+
+
+if __name__ == "__main__":
+    main()
