@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     from benchmarks.report import print_header
     from utils.checkpoints import describe_weights
 
-    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()
+    # absolute paths: the row processes run from the repository root, the caller may not (a notebook)
+    settings = {key: str(value.resolve()) if isinstance(value, Path) else value for key, value in vars(args).items()
                 if key not in {"worker", "settings", "output_dir"}}
     cpu = print_header(args.model_type)
     models = prepare_models(settings)
@@ -316,6 +317,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     (args.output_dir / "compare.json").write_text(json.dumps(result, indent=2, default=str))
     plot(result, args.output_dir / "compare.png")
     print(f"\nwritten: {', '.join(str(args.output_dir / name) for name in ('compare.md', 'compare.json', 'compare.png'))}")
+    failed = [f"{name}: {column}" for name, row in rows.items() for column in COLUMNS
+              if isinstance(row[column], dict) and "error" in row[column]]
+    if failed:
+        raise RuntimeError(f"{len(failed)} measurement(s) failed, see the table: {'; '.join(failed)}")
     return result
 
 
