@@ -41,12 +41,10 @@ class CalibrationError(ValueError):
     """The calibration folder cannot be used; the message says what to put there."""
 
 
-def calibration_images(folder: str | os.PathLike) -> list[Path]:
-    """Return the image files in ``folder``, sorted, after checking each one can be read.
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The files in ``folder`` with an image suffix, sorted, without reading them; an error if there are none.
 
-    Files without an image suffix (a README, a licence) are skipped with a log
-    message; a file with an image suffix that does not decode is an error, since
-    calibrating on fewer images than the user thinks would be silent damage.
+    Files without an image suffix (a README, a licence) are skipped with a log message.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -65,6 +63,14 @@ def calibration_images(folder: str | os.PathLike) -> list[Path]:
         )
     if skipped:
         logger.info("Calibration: skipping %d non-image file(s) in %s: %s", len(skipped), folder, ", ".join(skipped))
+    return images
+
+
+def calibration_images(folder: str | os.PathLike) -> list[Path]:
+    """`image_files` after decoding each one: a file named like an image that does not decode is an error,
+    since calibrating on fewer images than the user thinks would be silent damage."""
+    folder = Path(folder)
+    images = image_files(folder)
     unreadable = []
     for path in images:
         try:
@@ -129,10 +135,11 @@ def ensure_int8_encoder(
 
     The stamp beside the INT8 IR records the FP IR's own stamp and the names of the
     calibration images used: change either and the encoder is quantized again.
+    Checking the stamp lists the calibration folder without decoding the images.
     """
     encoder_xml, _ = ensure_sam_ir(model_type, models_dir)
     folder = encoder_xml.parent
-    images = calibration_images(calibration_folder)[:subset_size]
+    images = image_files(calibration_folder)[:subset_size]
     stamp = {
         "source": json.loads((folder / STAMP_FILE).read_text()),
         "calibration": [path.name for path in images],
@@ -162,4 +169,4 @@ def _save_atomically(model: ov.Model, output_xml: Path) -> None:
             os.replace(Path(tmp) / output_xml.with_suffix(suffix).name, output_xml.with_suffix(suffix))
 
 
-__all__ = ["CalibrationError", "calibration_images", "ensure_int8_encoder", "quantize_encoder", "INT8_ENCODER_XML"]
+__all__ = ["CalibrationError", "calibration_images", "ensure_int8_encoder", "image_files", "quantize_encoder", "INT8_ENCODER_XML"]
