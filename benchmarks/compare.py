@@ -33,12 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import median_ms
+from benchmarks.report import F32, median_ms
 from utils.accuracy import fixed_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 BASELINE = "PyTorch eager f32"
 ROWS = {
     BASELINE: {"backend": "pytorch", "autocast": False},
@@ -59,10 +58,10 @@ COLUMNS = {  # key: (heading, unit, higher is better)
 # ------------------------------------------------------------------ one row, in its own process
 def measure_row(name: str, settings: dict) -> dict:
     """Every column for one row. A column that fails holds {"error": ...} and the others still run."""
-    from utils.transforms import normalize_and_pad, read_rgb_image, resize_longest_side
+    from utils.transforms import encoder_input, read_rgb_image
 
     image = read_rgb_image(settings["image"])
-    encoder_input = normalize_and_pad(resize_longest_side(image))
+    preprocessed = encoder_input(image)
     spec = ROWS[name]
     build = _pytorch_row if spec["backend"] == "pytorch" else _openvino_row
     predictor, make_generator, throughput, size_mb, context = build(spec, settings)
@@ -72,7 +71,7 @@ def measure_row(name: str, settings: dict) -> dict:
         result["encoder_ms"] = _guarded(lambda: median_ms(lambda: predictor.set_image(image), settings["repeats"], settings["warmup"]))
         result["prompt_ms"] = _guarded(lambda: median_ms(lambda: predictor.predict(**one_point), settings["prompt_repeats"], 3))
         result["amg_s"] = _guarded(lambda: _seconds(lambda: make_generator().generate(image)))
-        result["throughput_fps"] = _guarded(lambda: throughput(encoder_input, settings["throughput_images"]))
+        result["throughput_fps"] = _guarded(lambda: throughput(preprocessed, settings["throughput_images"]))
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -86,8 +85,8 @@ def _pytorch_row(spec: dict, settings: dict):
     sam = load_sam(settings["model_type"], Path(settings["models_dir"]) / "checkpoints", show_progress=False)
     predictor = SamPredictor(sam)
 
-    def throughput(encoder_input: np.ndarray, images: int) -> float:
-        batch = torch.from_numpy(encoder_input)
+    def throughput(preprocessed: np.ndarray, images: int) -> float:
+        batch = torch.from_numpy(preprocessed)
         with torch.no_grad():
             return images / _seconds(lambda: [sam.image_encoder(batch) for _ in range(images)])
 
@@ -110,16 +109,16 @@ def _openvino_row(spec: dict, settings: dict):
         encoder_xml = ensure_int8_encoder(settings["model_type"], settings["models_dir"], settings["calibration_dir"], settings["subset_size"])
     predictor = OVSamPredictor(encoder_xml, decoder_xml, config=spec["config"])
 
-    def throughput(encoder_input: np.ndarray, images: int) -> float:
+    def throughput(preprocessed: np.ndarray, images: int) -> float:
         compiled = ov.Core().compile_model(encoder_xml, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", **spec["config"]})
         queue = ov.AsyncInferQueue(compiled)  # as many requests as the plugin finds optimal
         for _ in range(len(queue) if settings["warmup"] else 0):
-            queue.start_async({0: encoder_input})
+            queue.start_async({0: preprocessed})
         queue.wait_all()
 
         def run_all() -> None:
             for _ in range(images):
-                queue.start_async({0: encoder_input})
+                queue.start_async({0: preprocessed})
             queue.wait_all()
 
         return images / _seconds(run_all)

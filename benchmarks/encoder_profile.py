@@ -17,17 +17,17 @@ from pathlib import Path
 
 import openvino as ov
 
-from benchmarks.report import median_ms, print_header
-from utils.transforms import normalize_and_pad, read_rgb_image, resize_longest_side
+from benchmarks.report import F32, median_ms, print_header
+from utils.transforms import encoder_input, read_rgb_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def profile(encoder_xml: Path, encoder_input, config: dict, runs: int) -> dict:
+def profile(encoder_xml: Path, preprocessed, config: dict, runs: int) -> dict:
     """Median wall time over ``runs`` after one warm-up, and milliseconds per runtime layer type in the last run."""
     compiled = ov.Core().compile_model(encoder_xml, "CPU", {**config, "PERF_COUNT": True})
     request = compiled.create_infer_request()
-    wall_ms = median_ms(lambda: request.infer({0: encoder_input}), runs, warmup=1)
+    wall_ms = median_ms(lambda: request.infer({0: preprocessed}), runs, warmup=1)
     by_type: collections.Counter = collections.Counter()
     for layer in request.profiling_info:
         by_type[layer.node_type] += layer.real_time.total_seconds() * 1000
@@ -61,11 +61,11 @@ def main(argv: list[str] | None = None) -> dict:
         "fused export": ensure_sam_ir(args.model_type, args.models_dir)[0],
         "fused export, INT8": ensure_int8_encoder(args.model_type, args.models_dir),
     }
-    config = {"INFERENCE_PRECISION_HINT": "f32"} if args.precision == "f32" else {}
-    encoder_input = normalize_and_pad(resize_longest_side(read_rgb_image(args.image)))
+    config = F32 if args.precision == "f32" else {}
+    preprocessed = encoder_input(read_rgb_image(args.image))
     results = {}
     for name, xml in encoders.items():
-        results[name] = profile(xml, encoder_input, config, args.runs)
+        results[name] = profile(xml, preprocessed, config, args.runs)
         print("\n" + markdown(f"{name}, {args.precision} precision", results[name]))
     return results
 

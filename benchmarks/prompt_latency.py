@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from benchmarks.report import median_ms, print_header, write_json
+from benchmarks.report import F32, median_ms, print_header, write_json
 from utils.accuracy import agreement, fixed_prompts
 from utils.checkpoints import describe_weights, load_sam
 from utils.convert import ensure_sam_ir
@@ -23,7 +23,6 @@ from utils.predictor import OVSamPredictor
 from utils.transforms import read_rgb_image
 
 ROOT = Path(__file__).resolve().parent.parent
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 def run(sam, encoder_xml: Path, decoder_xml: Path, image: np.ndarray, repeats: int, prompt_repeats: int) -> dict:

@@ -13,6 +13,8 @@ import openvino as ov
 
 from utils.checkpoints import describe_weights
 
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+"""compile_model config for f32: without it, CPUs with AVX-512 BF16 or AMX run bf16."""
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import openvino as ov
 
 from utils.convert import STAMP_FILE, ensure_sam_ir, write_text_atomically
-from utils.transforms import normalize_and_pad, read_rgb_image, resize_longest_side
+from utils.transforms import encoder_input, read_rgb_image
 
 INT8_ENCODER_XML = "image_encoder_int8.xml"
 INT8_STAMP_FILE = "image_encoder_int8.json"
@@ -85,9 +85,9 @@ def calibration_images(folder: str | os.PathLike) -> list[Path]:
     return images
 
 
-def encoder_input(path: Path) -> np.ndarray:
+def calibration_sample(path: Path) -> np.ndarray:
     """One calibration sample: the image as the predictor feeds it to the encoder, 1x3x1024x1024 float32."""
-    return normalize_and_pad(resize_longest_side(read_rgb_image(path)))
+    return encoder_input(read_rgb_image(path))
 
 
 def quantize_encoder(
@@ -117,7 +117,7 @@ def quantize_encoder(
     images = calibration_images(calibration_folder)[:subset_size]
     quantized = nncf.quantize(
         ov.Core().read_model(encoder_xml),
-        nncf.Dataset(images, encoder_input),
+        nncf.Dataset(images, calibration_sample),
         model_type=nncf.ModelType.TRANSFORMER,
         subset_size=len(images),
     )

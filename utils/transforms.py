@@ -50,6 +50,11 @@ def normalize_and_pad(resized: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(padded.transpose(2, 0, 1)[None])
 
 
+def encoder_input(image: np.ndarray) -> np.ndarray:
+    """An HxWx3 uint8 RGB image as the encoder takes it: resized, normalised, padded, 1x3x1024x1024 float32."""
+    return normalize_and_pad(resize_longest_side(image))
+
+
 def apply_coords(coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
     """Map ``[..., 2]`` (x, y) pixel coordinates into the 1024 frame (ResizeLongestSide.apply_coords)."""
     old_h, old_w = original_size
