@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.amg_speed                      # truck.jpg, defaults and crop_n_layers=1
     .venv/bin/python -m benchmarks.amg_speed --points-per-side 16 --batches 16 64
 
-Every measurement runs in its own process, so its peak resident memory (ru_maxrss, models
-included) is its own. Time is one `generate` call, image encoder(s) included. Prints a
+Every measurement runs in its own process, so its peak resident memory (models included)
+is its own. Time is one `generate` call, image encoder(s) included. Prints a
 markdown table with the speed-up against upstream measured in the same run, and writes JSON to
 benchmarks/results/amg_speed.json.
 """
@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.report import ROOT, peak_memory_mib, run_worker, seconds
 
 
 def worker(implementation: str, options: dict, image_path: Path, models_dir: Path, model_type: str) -> dict:
@@ -40,24 +36,17 @@ def worker(implementation: str, options: dict, image_path: Path, models_dir: Pat
         from utils.checkpoints import load_sam
 
         generator = SamAutomaticMaskGenerator(load_sam(model_type, models_dir / "checkpoints", show_progress=False), **options)
-    start = time.perf_counter()
-    anns = generator.generate(image)
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "masks": len(anns), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    anns = []
+    elapsed = seconds(lambda: anns.extend(generator.generate(image)))
+    return {"seconds": elapsed, "masks": len(anns), "peak_rss_mib": peak_memory_mib()}
 
 
 def measure(implementation: str, options: dict, args: argparse.Namespace) -> dict:
     """Run `worker` in a fresh interpreter and parse its JSON line."""
-    command = [
-        sys.executable, "-m", "benchmarks.amg_speed", "--worker", implementation, "--options", json.dumps(options),
+    measured = run_worker("benchmarks.amg_speed", [
+        "--worker", implementation, "--options", json.dumps(options),
         "--image", str(args.image), "--models-dir", str(args.models_dir), "--model-type", args.model_type,
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        last_line = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
-        print(f"{implementation} {options} failed: {last_line}")
-        return {"error": last_line}
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    ])
     print(f"{implementation} {options}: {measured}")
     return measured
 

@@ -3,20 +3,23 @@
     .venv/bin/python -m benchmarks.compare                  # vit_b on data/truck.jpg (about 25 min on 2 cores)
     .venv/bin/python -m benchmarks.compare --repeats 1 --prompt-repeats 3 --amg-points-per-side 8 --throughput-images 2
 
+From Python (notebook 06): ``compare.run(compare.settings(repeats=1, ...))`` returns the result.
+
 Rows: PyTorch eager f32, PyTorch bf16 autocast, OpenVINO f32 hint, OpenVINO at the
 device's default precision with the plain and the fused-attention export, and
 OpenVINO with the INT8 encoder. Columns: encoder latency (median after warm-up),
 one point prompt end to end (`predict`, upscaling included), automatic mask
 generation end to end, encoder throughput over several images (OpenVINO:
 `AsyncInferQueue` with the THROUGHPUT hint; PyTorch: one image after another),
-the peak resident memory of the process that measured the row, and the model's
-size on disk. Ratios are against PyTorch eager f32 measured in the same run.
+the peak memory of the process that measured the row, and the model's size on
+disk. Ratios are against PyTorch eager f32 measured in the same run.
 
 Every row runs in a fresh process, so its peak memory and its thread pools are its own.
-After the rows, the INT8 predictor is compared with the FP one on every image in
-data/ (embedding error, mask IoU on fixed prompts). Writes compare.json, compare.md and
-compare.png to benchmarks/results/. With SAM_RANDOM_WEIGHTS_SEED set, the timings are
-real and the accuracy figures only prove the pipeline.
+A measurement that fails is shown as failed in the table, and the command then exits
+non-zero. After the rows, the INT8 predictor is compared with the FP one on every image
+in data/ (embedding error, mask IoU on fixed prompts). Writes compare.json, compare.md
+and compare.png. With SAM_RANDOM_WEIGHTS_SEED set, the timings are real and the
+accuracy figures only prove the pipeline.
 """
 
 from __future__ import annotations
@@ -24,21 +27,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import resource
-import subprocess
 import sys
-import time
 from functools import partial
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from benchmarks.report import F32, median_ms
+from benchmarks.compare_table import BASELINE, COLUMNS, add_ratios, failed_measurements, markdown, plot
+from benchmarks.report import ROOT, median_ms, peak_memory_mib, print_header, run_worker, seconds
 from utils.accuracy import fixed_prompts
+from utils.precision import F32, native_bf16
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-BASELINE = "PyTorch eager f32"
 ROWS = {
     BASELINE: {"backend": "pytorch", "autocast": False},
     "PyTorch bf16 autocast": {"backend": "pytorch", "autocast": True},
@@ -47,56 +47,100 @@ ROWS = {
     "OpenVINO default, fused export": {"backend": "openvino", "fused": True, "int8": False, "config": {}},
     "OpenVINO INT8 encoder": {"backend": "openvino", "fused": True, "int8": True, "config": {}},
 }
-COLUMNS = {  # key: (heading, unit, higher is better)
-    "encoder_ms": ("encoder", "ms", False),
-    "prompt_ms": ("one prompt", "ms", False),
-    "amg_s": ("AMG end to end", "s", False),
-    "throughput_fps": ("throughput", "img/s", True),
+DEFAULTS = {
+    "model_type": "vit_b",
+    "image": ROOT / "data" / "truck.jpg",
+    "models_dir": ROOT / "models",
+    "calibration_dir": ROOT / "data",
+    "accuracy_dir": ROOT / "data",
+    "subset_size": 128,
+    "device": "CPU",
+    "warmup": 1,
+    "repeats": 3,
+    "prompt_repeats": 20,
+    "amg_points_per_side": 32,
+    "throughput_images": 4,
+    "force_bf16": False,
+    "output_dir": ROOT / "benchmarks" / "results",
+}
+HELP = {
+    "calibration_dir": "images for INT8 calibration",
+    "accuracy_dir": "images for the INT8 accuracy check (best: other images than the calibration ones)",
+    "subset_size": "at most this many calibration images",
+    "device": "OpenVINO device for the OpenVINO rows",
+    "warmup": "untimed encoder runs before timing (0 or more)",
+    "repeats": "timed encoder runs (median)",
+    "prompt_repeats": "timed prompts (median)",
+    "force_bf16": "measure PyTorch bf16 autocast even without native bf16 (very slow)",
 }
 
 
-# ------------------------------------------------------------------ one row, in its own process
-def measure_row(name: str, settings: dict) -> dict:
-    """Every column for one row. A column that fails holds {"error": ...} and the others still run."""
-    from utils.transforms import encoder_input, read_rgb_image
+def settings(**overrides) -> dict:
+    """The defaults with ``overrides``, paths made absolute (the row processes run from the repository root)."""
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown benchmark setting(s): {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
+    merged = DEFAULTS | overrides
+    return {key: str(Path(value).resolve()) if isinstance(DEFAULTS[key], Path) else value for key, value in merged.items()}
 
-    image = read_rgb_image(settings["image"])
-    preprocessed = encoder_input(image)
-    spec = ROWS[name]
-    build = _pytorch_row if spec["backend"] == "pytorch" else _openvino_row
-    predictor, make_generator, throughput, size_mb, context = build(spec, settings)
+
+# ------------------------------------------------------------------ one row, in its own process
+class RowParts(NamedTuple):
+    """What one configuration brings to the measurement."""
+
+    predictor: object  # set_image / predict like SamPredictor
+    make_generator: Callable[[], object]  # a fresh mask generator with .generate(image)
+    throughput: Callable[[np.ndarray, int], float]  # (preprocessed image, count) -> images per second
+    size_mb: float
+    context: contextlib.AbstractContextManager  # entered around every measurement
+
+
+def measure(parts: RowParts, image: np.ndarray, setup: dict) -> dict:
+    """Every column for one configuration. A column that fails holds {"error": ...} and the others still run."""
+    from utils.transforms import encoder_input
+
     one_point = fixed_prompts(image)["one point"]
-    result: dict = {"model_size_mb": size_mb}
-    with context:
-        result["encoder_ms"] = _guarded(lambda: median_ms(lambda: predictor.set_image(image), settings["repeats"], settings["warmup"]))
-        result["prompt_ms"] = _guarded(lambda: median_ms(lambda: predictor.predict(**one_point), settings["prompt_repeats"], 3))
-        result["amg_s"] = _guarded(lambda: _seconds(lambda: make_generator().generate(image)))
-        result["throughput_fps"] = _guarded(lambda: throughput(preprocessed, settings["throughput_images"]))
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result: dict = {"model_size_mb": parts.size_mb}
+    with parts.context:
+        result["encoder_ms"] = _guarded(lambda: median_ms(lambda: parts.predictor.set_image(image), setup["repeats"], setup["warmup"]))
+        result["prompt_ms"] = _guarded(lambda: median_ms(lambda: parts.predictor.predict(**one_point), setup["prompt_repeats"], 3))
+        result["amg_s"] = _guarded(lambda: seconds(lambda: parts.make_generator().generate(image)))
+        result["throughput_fps"] = _guarded(lambda: parts.throughput(encoder_input(image), setup["throughput_images"]))
+    result["peak_memory_mib"] = peak_memory_mib()
     return result
 
 
-def _pytorch_row(spec: dict, settings: dict):
-    import torch
-    from segment_anything import SamAutomaticMaskGenerator, SamPredictor
-
+def measure_row(name: str, setup: dict) -> dict:
     from utils.checkpoints import load_sam
+    from utils.transforms import read_rgb_image
 
-    sam = load_sam(settings["model_type"], Path(settings["models_dir"]) / "checkpoints", show_progress=False)
-    predictor = SamPredictor(sam)
+    spec = ROWS[name]
+    if spec["backend"] == "pytorch":
+        sam = load_sam(setup["model_type"], Path(setup["models_dir"]) / "checkpoints", show_progress=False)
+        parts = pytorch_parts(sam, spec["autocast"], setup["amg_points_per_side"])
+    else:
+        parts = openvino_parts(spec, setup)
+    return measure(parts, read_rgb_image(setup["image"]), setup)
+
+
+def pytorch_parts(sam, autocast: bool, amg_points_per_side: int) -> RowParts:
+    """`segment_anything` on ``sam``, in f32 or under bf16 autocast (outputs widened to f32 for NumPy)."""
+    import torch
+
+    from benchmarks.torch_reference import Float32OutputPredictor, bf16_autocast, mask_generator
 
     def throughput(preprocessed: np.ndarray, images: int) -> float:
         batch = torch.from_numpy(preprocessed)
         with torch.no_grad():
-            return images / _seconds(lambda: [sam.image_encoder(batch) for _ in range(images)])
+            return images / seconds(lambda: [sam.image_encoder(batch) for _ in range(images)])
 
     size_mb = sum(t.numel() * t.element_size() for t in sam.state_dict().values()) / 1e6
-    context = torch.autocast("cpu", dtype=torch.bfloat16) if spec["autocast"] else contextlib.nullcontext()
-    generator = partial(SamAutomaticMaskGenerator, sam, points_per_side=settings["amg_points_per_side"])
-    return predictor, generator, throughput, size_mb, context
+    context = bf16_autocast() if autocast else contextlib.nullcontext()
+    generator = partial(mask_generator, sam, points_per_side=amg_points_per_side)
+    return RowParts(Float32OutputPredictor(sam), generator, throughput, size_mb, context)
 
 
-def _openvino_row(spec: dict, settings: dict):
+def openvino_parts(spec: dict, setup: dict) -> RowParts:
     import openvino as ov
 
     from utils.amg import OVSamAutomaticMaskGenerator
@@ -104,15 +148,15 @@ def _openvino_row(spec: dict, settings: dict):
     from utils.predictor import OVSamPredictor
     from utils.quantize import ensure_int8_encoder
 
-    encoder_xml, decoder_xml = ensure_sam_ir(settings["model_type"], settings["models_dir"], show_progress=False, fused_attention=spec["fused"])
+    encoder_xml, decoder_xml = ensure_sam_ir(setup["model_type"], setup["models_dir"], show_progress=False, fused_attention=spec["fused"])
     if spec["int8"]:
-        encoder_xml = ensure_int8_encoder(settings["model_type"], settings["models_dir"], settings["calibration_dir"], settings["subset_size"])
-    predictor = OVSamPredictor(encoder_xml, decoder_xml, config=spec["config"])
+        encoder_xml = ensure_int8_encoder(setup["model_type"], setup["models_dir"], setup["calibration_dir"], setup["subset_size"])
+    predictor = OVSamPredictor(encoder_xml, decoder_xml, device=setup["device"], config=spec["config"])
 
     def throughput(preprocessed: np.ndarray, images: int) -> float:
-        compiled = ov.Core().compile_model(encoder_xml, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", **spec["config"]})
+        compiled = ov.Core().compile_model(encoder_xml, setup["device"], {"PERFORMANCE_HINT": "THROUGHPUT", **spec["config"]})
         queue = ov.AsyncInferQueue(compiled)  # as many requests as the plugin finds optimal
-        for _ in range(len(queue) if settings["warmup"] else 0):
+        for _ in range(len(queue) if setup["warmup"] else 0):
             queue.start_async({0: preprocessed})
         queue.wait_all()
 
@@ -121,207 +165,119 @@ def _openvino_row(spec: dict, settings: dict):
                 queue.start_async({0: preprocessed})
             queue.wait_all()
 
-        return images / _seconds(run_all)
+        return images / seconds(run_all)
 
-    files = [encoder_xml, decoder_xml]
-    size_mb = sum(path.stat().st_size + path.with_suffix(".bin").stat().st_size for path in map(Path, files)) / 1e6
-    generator = partial(OVSamAutomaticMaskGenerator, predictor, points_per_side=settings["amg_points_per_side"], show_progress=False)
-    return predictor, generator, throughput, size_mb, contextlib.nullcontext()
-
-
-def _seconds(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
+    size_mb = sum(Path(xml).stat().st_size + Path(xml).with_suffix(".bin").stat().st_size for xml in (encoder_xml, decoder_xml)) / 1e6
+    generator = partial(OVSamAutomaticMaskGenerator, predictor, points_per_side=setup["amg_points_per_side"], show_progress=False)
+    return RowParts(predictor, generator, throughput, size_mb, contextlib.nullcontext())
 
 
-def _guarded(measure):
+def _guarded(measurement):
     """The measurement, or {"error": "..."} so one failing column does not lose the row."""
     try:
-        return measure()
+        return measurement()
     except Exception as error:  # noqa: BLE001 - reported in the table, not hidden
         return {"error": f"{type(error).__name__}: {error}"[:200]}
 
 
 # ------------------------------------------------------------------ the parent: set-up, rows, report
-def prepare_models(settings: dict) -> dict:
+def prepare_models(setup: dict) -> dict:
     """Convert both exports and quantize the encoder before any timing starts."""
     from utils.convert import ensure_sam_ir
     from utils.quantize import ensure_int8_encoder
 
-    fused = ensure_sam_ir(settings["model_type"], settings["models_dir"])
-    plain = ensure_sam_ir(settings["model_type"], settings["models_dir"], fused_attention=False)
-    int8 = ensure_int8_encoder(settings["model_type"], settings["models_dir"], settings["calibration_dir"], settings["subset_size"])
+    fused = ensure_sam_ir(setup["model_type"], setup["models_dir"])
+    plain = ensure_sam_ir(setup["model_type"], setup["models_dir"], fused_attention=False)
+    int8 = ensure_int8_encoder(setup["model_type"], setup["models_dir"], setup["calibration_dir"], setup["subset_size"])
     return {"fused": fused, "plain": plain, "int8": int8}
-
-
-def native_bf16(cpu: dict) -> bool:
-    """True when the CPU computes bf16 in hardware; elsewhere PyTorch emulates it, tens of times slower than f32."""
-    return cpu["isa"]["avx512_bf16"] or cpu["isa"]["amx_bf16"]
 
 
 def unmeasured_row(kind: str, message: str) -> dict:
     """A row whose every column holds {kind: message}: kind "not_measured" (skipped) or "error" (failed)."""
-    return {column: {kind: message} for column in COLUMNS} | {"peak_rss_mib": None, "model_size_mb": None}
+    return {column: {kind: message} for column in COLUMNS} | {"peak_memory_mib": None, "model_size_mb": None}
 
 
-def run_row_in_subprocess(name: str, settings: dict) -> dict:
-    command = [sys.executable, "-m", "benchmarks.compare", "--worker", name, "--settings", json.dumps(settings)]
+def run_row_in_subprocess(name: str, setup: dict) -> dict:
     print(f"measuring: {name} ...", flush=True)
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit code {done.returncode}"
-        return unmeasured_row("error", last)
-    row = json.loads(done.stdout.strip().splitlines()[-1])
+    row = run_worker("benchmarks.compare", ["--worker", name, "--settings", json.dumps(setup)])
+    if "error" in row:
+        return unmeasured_row("error", row["error"])
     print(f"  {json.dumps(row)}", flush=True)
     return row
 
 
-def add_ratios(rows: dict) -> None:
-    """Speed-up of every row against PyTorch eager f32, per column (>1 means faster)."""
-    base = rows[BASELINE]
-    for row in rows.values():
-        row["ratios"] = {}
-        for column, (_, _, higher_is_better) in COLUMNS.items():
-            value, reference = row[column], base[column]
-            if isinstance(value, dict) or isinstance(reference, dict):
-                row["ratios"][column] = None
-            else:
-                row["ratios"][column] = value / reference if higher_is_better else reference / value
-
-
-def int8_accuracy(models: dict, data_dir: Path) -> dict:
-    """INT8 encoder against the FP encoder, both OpenVINO at default precision, on every image in ``data_dir``."""
+def int8_accuracy(models: dict, setup: dict) -> dict:
+    """INT8 encoder against the FP encoder, both OpenVINO at default precision, on every image in the accuracy folder."""
     from utils.accuracy import compare_on_images
     from utils.predictor import OVSamPredictor
     from utils.quantize import calibration_images
     from utils.transforms import read_rgb_image
 
     encoder_xml, decoder_xml = models["fused"]
-    images = {path.name: read_rgb_image(path) for path in calibration_images(data_dir)}
-    return compare_on_images(OVSamPredictor(models["int8"], decoder_xml), OVSamPredictor(encoder_xml, decoder_xml), images)
+    images = {path.name: read_rgb_image(path) for path in calibration_images(setup["accuracy_dir"])}
+    device = setup["device"]
+    return compare_on_images(OVSamPredictor(models["int8"], decoder_xml, device=device),
+                             OVSamPredictor(encoder_xml, decoder_xml, device=device), images)
 
 
-def markdown(result: dict) -> str:
-    cpu = result["cpu"]
-    lines = [
-        f"CPU: {cpu['cpu']}; ISA: " + ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in cpu["isa"].items()),
-        f"OpenVINO {cpu['openvino']}, CPU capabilities: {', '.join(cpu['openvino_capabilities'])}. {result['weights']}",
-        *[f"{name}: not run, {row['encoder_ms']['not_measured']}." for name, row in result["rows"].items()
-          if isinstance(row["encoder_ms"], dict) and "not_measured" in row["encoder_ms"]],
-        "",
-        "| configuration | encoder (ms) | x | one prompt (ms) | x | AMG end to end (s) | x | throughput (img/s) | x | peak RSS (MiB) | size (MB) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, row in result["rows"].items():
-        cells = []
-        for column in COLUMNS:
-            value, ratio = row[column], row.get("ratios", {}).get(column)
-            cells += [_format(value), "" if ratio is None else f"{ratio:.2f}"]
-        cells += [_format(row["peak_rss_mib"], 0), _format(row["model_size_mb"], 0)]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    accuracy = result.get("int8_accuracy")
-    if accuracy:
-        lines += [
-            "",
-            "| INT8 vs FP encoder (OpenVINO) | mean | worst |",
-            "| --- | ---: | ---: |",
-            f"| embedding relative error | {accuracy['mean_embedding_relative_error']:.2e} | {accuracy['worst_embedding_relative_error']:.2e} |",
-            f"| mask IoU over fixed prompts | {accuracy['mean_mask_iou']:.4f} | {accuracy['worst_mask_iou']:.4f} |",
-            f"| images: {', '.join(accuracy['per_image'])} | | |",
-        ]
-    return "\n".join(lines)
+def run(settings: dict) -> dict:
+    """Measure every row, write compare.md / .json / .png to ``settings["output_dir"]`` and return the result.
 
-
-def _format(value, digits: int = 1) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, dict):
-        return "not run" if "not_measured" in value else f"failed: {value['error'][:60]}"
-    if value >= 100:
-        return f"{value:.0f}"
-    return f"{value:.{digits}f}" if value >= 1 else f"{value:.3g}"
-
-
-def plot(result: dict, path: Path) -> None:
-    """One panel per timed column: the speed-up of each configuration over PyTorch eager f32."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(result["rows"])
-    figure, axes = plt.subplots(1, len(COLUMNS), figsize=(4.2 * len(COLUMNS), 0.5 * len(names) + 1.6), sharey=True)
-    for axis, (column, (heading, unit, _)) in zip(axes, COLUMNS.items()):
-        ratios = [result["rows"][name]["ratios"][column] for name in names]
-        bars = axis.barh(names, [ratio or 0 for ratio in ratios], color=["#888" if "PyTorch" in n else "#0068b5" for n in names])
-        for bar, ratio in zip(bars, ratios):
-            axis.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, " not run" if ratio is None else f" {ratio:.2f}x", va="center")
-        axis.axvline(1.0, color="black", linewidth=0.8)
-        axis.set_title(f"{heading} ({unit})")
-        axis.set_xlabel("x PyTorch eager f32")
-        axis.set_xlim(0, max([ratio or 0 for ratio in ratios] + [1]) * 1.35)
-    axes[0].invert_yaxis()
-    figure.suptitle(f"SAM {result['model_type']} on {result['cpu']['cpu']}")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def main(argv: list[str] | None = None) -> dict | None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-type", default="vit_b")
-    parser.add_argument("--image", type=Path, default=ROOT / "data" / "truck.jpg")
-    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
-    parser.add_argument("--calibration-dir", type=Path, default=ROOT / "data", help="images for INT8 calibration and the accuracy check")
-    parser.add_argument("--subset-size", type=int, default=128, help="at most this many calibration images")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed encoder runs before timing (0 or more)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed encoder runs (median)")
-    parser.add_argument("--prompt-repeats", type=int, default=20, help="timed prompts (median)")
-    parser.add_argument("--amg-points-per-side", type=int, default=32)
-    parser.add_argument("--throughput-images", type=int, default=4)
-    parser.add_argument("--force-bf16", action="store_true", help="measure PyTorch bf16 autocast even without native bf16 (very slow)")
-    parser.add_argument("--output-dir", type=Path, default=RESULTS)
-    parser.add_argument("--worker", choices=list(ROWS), help=argparse.SUPPRESS)
-    parser.add_argument("--settings", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.worker:
-        print(json.dumps(measure_row(args.worker, json.loads(args.settings))))
-        return None
-
-    from benchmarks.report import print_header
+    Failed measurements do not raise: they are in the table and in ``result["failed"]``.
+    """
     from utils.checkpoints import describe_weights
 
-    # absolute paths: the row processes run from the repository root, the caller may not (a notebook)
-    settings = {key: str(value.resolve()) if isinstance(value, Path) else value for key, value in vars(args).items()
-                if key not in {"worker", "settings", "output_dir"}}
-    cpu = print_header(args.model_type)
+    cpu = print_header(settings["model_type"])
     models = prepare_models(settings)
     rows = {}
     for name, spec in ROWS.items():
-        if spec.get("autocast") and not native_bf16(cpu) and not args.force_bf16:
+        if spec.get("autocast") and not native_bf16(cpu) and not settings["force_bf16"]:
             rows[name] = unmeasured_row("not_measured", "no native bf16 (AVX-512 BF16 or AMX) on this CPU; --force-bf16 measures it anyway")
             print(f"skipped: {name}: {rows[name]['encoder_ms']['not_measured']}")
         else:
             rows[name] = run_row_in_subprocess(name, settings)
     add_ratios(rows)
-    result = {"cpu": cpu, "model_type": args.model_type, "weights": describe_weights(args.model_type),
-              "settings": settings, "rows": rows, "int8_accuracy": int8_accuracy(models, args.calibration_dir)}
+    result = {"cpu": cpu, "model_type": settings["model_type"], "weights": describe_weights(settings["model_type"]),
+              "settings": settings, "rows": rows, "int8_accuracy": int8_accuracy(models, settings),
+              "failed": failed_measurements(rows)}
     table = markdown(result)
     print("\n" + table)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "compare.md").write_text(table + "\n")
-    (args.output_dir / "compare.json").write_text(json.dumps(result, indent=2, default=str))
-    plot(result, args.output_dir / "compare.png")
-    print(f"\nwritten: {', '.join(str(args.output_dir / name) for name in ('compare.md', 'compare.json', 'compare.png'))}")
-    failed = [f"{name}: {column}" for name, row in rows.items() for column in COLUMNS
-              if isinstance(row[column], dict) and "error" in row[column]]
-    if failed:
-        raise RuntimeError(f"{len(failed)} measurement(s) failed, see the table: {'; '.join(failed)}")
+    output_dir = Path(settings["output_dir"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "compare.md").write_text(table + "\n")
+    (output_dir / "compare.json").write_text(json.dumps(result, indent=2, default=str))
+    plot(result, output_dir / "compare.png")
+    print(f"\nwritten: {', '.join(str(output_dir / name) for name in ('compare.md', 'compare.json', 'compare.png'))}")
     return result
 
 
+def parse_settings(argv: list[str] | None) -> tuple[dict, argparse.Namespace]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for key, default in DEFAULTS.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=HELP.get(key))
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=HELP.get(key))
+    parser.add_argument("--worker", choices=list(ROWS), help=argparse.SUPPRESS)
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    chosen = {key: getattr(args, key) for key in DEFAULTS}
+    return settings(**chosen), args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: measure (or, with --worker, one row) and return 1 if any measurement failed."""
+    run_settings, args = parse_settings(argv)
+    if args.worker:
+        print(json.dumps(measure_row(args.worker, json.loads(args.settings))))
+        return 0
+    failed = run(run_settings)["failed"]
+    if failed:
+        print(f"\n{len(failed)} measurement(s) failed, see the table: {'; '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import openvino as ov
 
-from benchmarks.report import F32, median_ms, print_header
+from benchmarks.report import median_ms, print_header
+from utils.precision import F32
 from utils.transforms import encoder_input, read_rgb_image
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,10 +15,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from benchmarks.report import F32, median_ms, print_header, write_json
+
+from benchmarks.report import median_ms, print_header, write_json
 from utils.accuracy import agreement, fixed_prompts
 from utils.checkpoints import describe_weights, load_sam
 from utils.convert import ensure_sam_ir
+from utils.precision import F32
 from utils.predictor import OVSamPredictor
 from utils.transforms import read_rgb_image
 

@@ -1,55 +1,33 @@
-"""What every benchmark prints first and writes last: the machine, the weights, and a JSON file."""
+"""What every benchmark shares: the machine header, timing, peak memory, the worker processes and JSON output."""
 
 from __future__ import annotations
 
 import json
-import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-import openvino as ov
-
 from utils.checkpoints import describe_weights
+from utils.precision import cpu_description, isa_line
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
-"""compile_model config for f32: without it, CPUs with AVX-512 BF16 or AMX run bf16."""
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-
-
-def cpu_description() -> dict:
-    """CPU model, the ISA flags that decide OpenVINO's precision, and the plugin's capabilities."""
-    flags: set[str] = set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    core = ov.Core()
-    return {
-        "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"),
-        "machine": platform.machine(),
-        "isa": {flag: flag in flags for flag in ISA_FLAGS},
-        "openvino_capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")),
-        "openvino": ov.get_version(),
-    }
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def print_header(model_type: str) -> dict:
     """Print the CPU, its ISA and the weights in use; return the CPU description for the JSON."""
     cpu = cpu_description()
     print(f"CPU: {cpu['cpu']} ({cpu['machine']}), OpenVINO {cpu['openvino']}")
-    print("ISA: " + ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in cpu["isa"].items()))
-    print(f"OpenVINO CPU capabilities: {', '.join(cpu['openvino_capabilities'])}")
+    print(isa_line(cpu))
     print(describe_weights(model_type))
     return cpu
 
 
 def write_json(result: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
+    path.write_text(json.dumps(result, indent=2, default=str))
     print(f"\nwritten: {path}")
 
 
@@ -63,3 +41,46 @@ def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> 
         function()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000
+
+
+def seconds(function: Callable[[], object]) -> float:
+    """Wall time of one call of ``function`` in seconds."""
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def peak_memory_mib() -> float:
+    """This process's own peak resident memory in MiB.
+
+    Linux: ``VmHWM`` from /proc/self/status. Not ``ru_maxrss``: a process started by
+    fork and exec keeps its parent's high-water mark there, so a worker spawned from a
+    large parent would report the parent's size. Windows: the peak working set (psutil).
+    macOS: ``ru_maxrss``, which is in bytes there.
+    """
+    if sys.platform.startswith("linux"):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    if sys.platform == "win32":
+        import psutil
+
+        return psutil.Process().memory_info().peak_wset / 2**20
+    import resource  # Unix only
+
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+
+
+def run_worker(module: str, arguments: list[str]) -> dict:
+    """Run ``python -m module --worker ...`` in a fresh interpreter and parse the JSON on its last stdout line.
+
+    A fresh process gives each measurement its own peak memory and thread pools. A worker that
+    fails returns ``{"error": <its last line of stderr>}`` instead of raising, so one failure
+    does not lose the others.
+    """
+    done = subprocess.run([sys.executable, "-m", module, *arguments], cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        stderr = done.stderr.strip()
+        return {"error": stderr.splitlines()[-1] if stderr else f"exit code {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,8 +1,21 @@
-"""The benchmark scripts run end to end on tiny settings and report every row."""
+"""The benchmark scripts: their plumbing on tiny settings, and every CPU-dependent branch on every CPU."""
 
 from __future__ import annotations
 
-from benchmarks import prompt_latency, report
+import json
+import subprocess
+import sys
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+from segment_anything.build_sam import _build_sam
+
+from benchmarks import compare, prompt_latency
+from benchmarks.compare_table import COLUMNS, failed_measurements, markdown
+from benchmarks.report import ROOT, peak_memory_mib, run_worker
+from utils.precision import cpu_description, isa_line, native_bf16
 
 from tests.helpers import make_test_images
 
@@ -21,31 +34,102 @@ def test_prompt_latency_benchmark_reports_every_row(sam, ir_f32):
         assert table.count(f"| {name} |") == 2, name  # a timing row and an agreement row
 
 
-def test_cpu_description_names_the_isa():
-    cpu = report.cpu_description()
+def test_cpu_description_names_the_isa_and_decides_bf16_from_openvino():
+    cpu = cpu_description()
     assert cpu["cpu"] and set(cpu["isa"]) >= {"avx512_bf16", "amx_bf16"}
+    assert native_bf16(cpu) == ("BF16" in cpu["openvino_capabilities"])
+    assert "amx_bf16" in isa_line(cpu) and "OpenVINO CPU capabilities" in isa_line(cpu)
+    if sys.platform.startswith("linux"):  # the flags OpenVINO relies on agree with the kernel's
+        assert native_bf16(cpu) == bool(cpu["isa"]["avx512_bf16"] or cpu["isa"]["amx_bf16"])
+
+
+@pytest.fixture(scope="module")
+def tiny_sam():
+    """SAM with a one-block, 32-wide image encoder: bf16 autocast on it takes seconds even where bf16 is emulated."""
+    torch.manual_seed(0)
+    return _build_sam(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=1, encoder_global_attn_indexes=[0]).eval()
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["f32", "bf16-autocast"])
+def test_pytorch_row_measures_every_column_in_f32_and_under_bf16_autocast(tiny_sam, autocast):
+    """The PyTorch rows' code, bf16 outputs included, runs on every CPU (on one without bf16 too)."""
+    parts = compare.pytorch_parts(tiny_sam, autocast=autocast, amg_points_per_side=2)
+    image = make_test_images()["tiny"]
+    row = compare.measure(parts, image, compare.settings(repeats=1, warmup=0, prompt_repeats=1, throughput_images=1))
+    for column in COLUMNS:
+        assert isinstance(row[column], float) and row[column] > 0, (column, row[column])
+    masks, scores, logits = parts.predictor.predict(**compare.fixed_prompts(image)["one point"])
+    assert masks.dtype == bool and scores.dtype == logits.dtype == np.float32
+
+
+def test_failed_measurement_is_a_table_cell_and_a_failure():
+    """A column that raises becomes "failed: ..." in the table and in result["failed"]; the others are measured."""
+    def broken_throughput(preprocessed, images):
+        raise RuntimeError("no throughput today")
+
+    parts = compare.RowParts(_InstantPredictor(), _InstantGenerator, broken_throughput, 1.0, compare.contextlib.nullcontext())
+    image = make_test_images()["tiny"]
+    row = compare.measure(parts, image, compare.settings(repeats=1, warmup=0, prompt_repeats=1, throughput_images=1))
+    assert row["throughput_fps"] == {"error": "RuntimeError: no throughput today"}
+    rows = {name: dict(row) for name in compare.ROWS}
+    rows["PyTorch bf16 autocast"] = compare.unmeasured_row("not_measured", "no native bf16 here")
+    compare.add_ratios(rows)
+    result = {"cpu": cpu_description(), "model_type": "vit_b", "weights": "test weights", "rows": rows}
+    table = markdown(result)
+    assert table.count("failed: RuntimeError: no throughput today") == len(rows) - 1
+    assert "PyTorch bf16 autocast: not run, no native bf16 here." in table
+    assert failed_measurements(rows) == [f"{name}: throughput_fps" for name in rows if name != "PyTorch bf16 autocast"]
+
+
+class _InstantPredictor:
+    def set_image(self, image):
+        pass
+
+    def predict(self, **prompt):
+        return None
+
+
+class _InstantGenerator:
+    def generate(self, image):
+        return []
+
+
+def test_settings_reject_unknown_names_and_make_paths_absolute():
+    with pytest.raises(TypeError, match="repeat"):
+        compare.settings(repeat=1)
+    assert compare.settings(image="data/truck.jpg")["image"].startswith("/") or sys.platform == "win32"
+
+
+def test_peak_memory_is_the_workers_own_also_under_a_large_parent():
+    """ru_maxrss would report the parent's 1 GiB here on Linux; the worker holds about 300 MiB."""
+    parent_ballast = np.ones(2**30 // 8)  # 1 GiB, touched
+    script = ("import numpy as np; from benchmarks.report import peak_memory_mib; "
+              "a = np.ones(300 * 2**20 // 8); print(peak_memory_mib())")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    worker = float(done.stdout.strip())
+    assert 300 < worker < 600, worker
+    assert peak_memory_mib() > 1024 + 300 > worker
+    del parent_ballast
+
+
+def test_worker_failure_is_returned_not_raised():
+    assert "invalid choice: 'no such row'" in run_worker("benchmarks.compare", ["--worker", "no such row"])["error"]
 
 
 def test_compare_benchmark_writes_table_json_and_chart_with_every_row(tmp_path):
-    """The one benchmark command on tiny settings. Uses the repository's models/ folder, like the notebooks,
-    so the plain and INT8 IR it makes are reused by notebook 06 instead of converted twice."""
-    import json
-
-    import matplotlib.image
-
-    from benchmarks import compare
-
-    tiny = ["--repeats", "1", "--warmup", "0", "--prompt-repeats", "1", "--amg-points-per-side", "2",
-            "--throughput-images", "2", "--output-dir", str(tmp_path)]
-    result = compare.main(tiny)
-    assert list(result["rows"]) == list(compare.ROWS)
+    """The one benchmark command on tiny settings, on the real-size model. Uses the repository's models/ folder,
+    like the notebooks, so the plain and INT8 IR it makes are reused by notebook 06 instead of converted twice."""
+    tiny = compare.settings(repeats=1, warmup=0, prompt_repeats=1, amg_points_per_side=2, throughput_images=2,
+                            output_dir=tmp_path)
+    result = compare.run(tiny)
+    assert list(result["rows"]) == list(compare.ROWS) and result["failed"] == []
     for name, row in result["rows"].items():
-        if compare.ROWS[name].get("autocast") and not compare.native_bf16(result["cpu"]):
-            assert all("not_measured" in row[column] for column in compare.COLUMNS), row
+        if compare.ROWS[name].get("autocast") and not native_bf16(result["cpu"]):
+            assert all("not_measured" in row[column] for column in COLUMNS), row
             continue
-        for column in compare.COLUMNS:
+        for column in COLUMNS:
             assert isinstance(row[column], float) and row[column] > 0, (name, column, row[column])
-        assert row["peak_rss_mib"] > 100 and row["model_size_mb"] > 50, name
+        assert row["peak_memory_mib"] > 100 and row["model_size_mb"] > 50, name
     assert all(ratio == 1.0 for ratio in result["rows"][compare.BASELINE]["ratios"].values())
     assert 0 <= result["int8_accuracy"]["worst_mask_iou"] <= 1
 

@@ -1,0 +1,105 @@
+"""How `benchmarks.compare` presents its result: the markdown table and the bar chart. No measuring here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from utils.precision import isa_line
+
+COLUMNS = {  # key: (heading, unit, higher is better)
+    "encoder_ms": ("encoder", "ms", False),
+    "prompt_ms": ("one prompt", "ms", False),
+    "amg_s": ("AMG end to end", "s", False),
+    "throughput_fps": ("throughput", "img/s", True),
+}
+BASELINE = "PyTorch eager f32"
+
+
+def add_ratios(rows: dict) -> None:
+    """Speed-up of every row against PyTorch eager f32, per column (>1 means faster; None where either failed)."""
+    base = rows[BASELINE]
+    for row in rows.values():
+        row["ratios"] = {}
+        for column, (_, _, higher_is_better) in COLUMNS.items():
+            value, reference = row[column], base[column]
+            if isinstance(value, dict) or isinstance(reference, dict):
+                row["ratios"][column] = None
+            else:
+                row["ratios"][column] = value / reference if higher_is_better else reference / value
+
+
+def failed_measurements(rows: dict) -> list[str]:
+    """'row: column' for every measurement that raised (a row not measured on purpose is not a failure)."""
+    return [f"{name}: {column}" for name, row in rows.items() for column in COLUMNS
+            if isinstance(row[column], dict) and "error" in row[column]]
+
+
+def markdown(result: dict) -> str:
+    """The header lines (CPU, weights, rows not run) and the table; failed cells say so with their error."""
+    cpu = result["cpu"]
+    lines = [
+        f"CPU: {cpu['cpu']}; {isa_line(cpu)}. OpenVINO {cpu['openvino']}. {result['weights']}",
+        *[f"{name}: not run, {row['encoder_ms']['not_measured']}." for name, row in result["rows"].items()
+          if isinstance(row["encoder_ms"], dict) and "not_measured" in row["encoder_ms"]],
+        "",
+        "| configuration | encoder (ms) | x | one prompt (ms) | x | AMG end to end (s) | x "
+        "| throughput (img/s) | x | peak memory (MiB) | size (MB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in result["rows"].items():
+        cells = []
+        for column in COLUMNS:
+            value, ratio = row[column], row.get("ratios", {}).get(column)
+            cells += [_format(value), "" if ratio is None else f"{ratio:.2f}"]
+        cells += [_format(row["peak_memory_mib"], 0), _format(row["model_size_mb"], 0)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    accuracy = result.get("int8_accuracy")
+    if accuracy:
+        lines += [
+            "",
+            "| INT8 vs FP encoder (OpenVINO) | mean | worst |",
+            "| --- | ---: | ---: |",
+            f"| embedding relative error | {accuracy['mean_embedding_relative_error']:.2e} "
+            f"| {accuracy['worst_embedding_relative_error']:.2e} |",
+            f"| mask IoU over fixed prompts | {accuracy['mean_mask_iou']:.4f} | {accuracy['worst_mask_iou']:.4f} |",
+            f"| images: {', '.join(accuracy['per_image'])} | | |",
+        ]
+    return "\n".join(lines)
+
+
+def _format(value, digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, dict):
+        return "not run" if "not_measured" in value else f"failed: {value['error'][:60]}"
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.{digits}f}" if value >= 1 else f"{value:.3g}"
+
+
+def plot(result: dict, path: Path) -> None:
+    """One panel per timed column: the speed-up of each configuration over PyTorch eager f32."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["rows"])
+    figure, axes = plt.subplots(1, len(COLUMNS), figsize=(4.2 * len(COLUMNS), 0.5 * len(names) + 1.6), sharey=True)
+    for axis, (column, (heading, unit, _)) in zip(axes, COLUMNS.items()):
+        ratios = [result["rows"][name]["ratios"][column] for name in names]
+        colours = ["#888" if "PyTorch" in name else "#0068b5" for name in names]
+        bars = axis.barh(names, [ratio or 0 for ratio in ratios], color=colours)
+        for bar, name, ratio in zip(bars, names, ratios):
+            label = f" {ratio:.2f}x" if ratio is not None else " " + _format(result["rows"][name][column]).split(":")[0]
+            axis.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, label, va="center")
+        axis.axvline(1.0, color="black", linewidth=0.8)
+        axis.set_title(f"{heading} ({unit})")
+        axis.set_xlabel("x PyTorch eager f32")
+        axis.set_xlim(0, max([ratio or 0 for ratio in ratios] + [1]) * 1.35)
+    axes[0].invert_yaxis()
+    figure.suptitle(f"SAM {result['model_type']} on {result['cpu']['cpu']}")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
