@@ -58,14 +58,13 @@ def test_decoder_matches_torch_wrapper_and_uses_mask_input(sam, ir_f32):
     """mask_input must change the output when has_mask_input is 1 (the reference tutorial lost it)."""
     import torch
 
-    from utils.convert import _torch_wrappers
+    from utils.export_wrappers import PromptDecoderModel
 
     decoder = ov.Core().compile_model(ir_f32[1], "CPU", F32)
-    _, decoder_cls = _torch_wrappers()
     with_mask = decoder_inputs(3, 2, has_mask=1.0)
     without_mask = dict(with_mask, has_mask_input=np.zeros(3, np.float32))
     with torch.no_grad():
-        expected = decoder_cls(sam)(*(torch.as_tensor(v) for v in with_mask.values()))
+        expected = PromptDecoderModel(sam)(*(torch.as_tensor(v) for v in with_mask.values()))
     actual = decoder(with_mask)
     np.testing.assert_allclose(actual["masks"], expected[0].numpy(), atol=1e-3)
     assert np.abs(actual["masks"] - decoder(without_mask)["masks"]).max() > 1e-2

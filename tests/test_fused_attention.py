@@ -15,7 +15,8 @@ import openvino as ov
 import pytest
 import torch
 
-from utils.convert import _convert_encoder, sdpa_attention
+from utils.convert import _convert_encoder
+from utils.export_wrappers import sdpa_attention
 
 from tests.helpers import F32
 

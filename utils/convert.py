@@ -1,37 +1,15 @@
-"""Convert SAM to two OpenVINO IR models: the image encoder and the prompt decoder.
+"""Convert SAM to two OpenVINO IR models, the image encoder and the prompt decoder, and cache them.
 
-SAM is split where its cost is split: the heavy ViT image encoder runs once per
-image, the light prompt encoder + mask decoder runs once per prompt (or per
-batch of prompts). Each half gets a small torch wrapper whose only job is to give
-`ov.convert_model` a plain tensor-in, tensor-out forward:
+The conversion itself is two calls per model, shown by hand in notebook 01:
+``ov.convert_model`` on a wrapper from `utils.export_wrappers` with an example
+input (and dynamic sizes for the decoder), then ``ov.save_model``. This module
+adds what a notebook should not have to repeat: a progress bar, a temporary
+folder moved into place only when complete, and a stamp naming the weights and
+export options, so a second call with the same weights returns at once.
 
-- `ImageEncoderModel`: the encoder takes an already resized, normalised and
-  padded 1x3x1024x1024 image, so the IR contains no pre-processing to get wrong.
-- `PromptDecoderModel`: `segment_anything`'s `PromptEncoder.forward` takes Python
-  optionals (points or None, boxes or None, masks or None), which a traced graph
-  cannot express. The wrapper re-expresses them as always-present tensors: box
-  corners become points with labels 2 and 3, a padding point has label -1, and
-  ``has_mask_input`` blends the ``mask_input`` embedding with the "no mask" one.
-  Batch and point count stay dynamic so one IR serves single prompts, many boxes
-  and the automatic mask generator's grid batches.
-
-Fused attention (the default, ``fused_attention=True``): SAM's ViT computes
-attention as MatMul, Add of a decomposed relative-position bias, Softmax and
-MatMul, over 4096x4096 score matrices in its four global blocks. During export
-only, each `Attention` module is given an equivalent forward built on
-``torch.nn.functional.scaled_dot_product_attention`` with that bias passed as
-the attention mask, so the IR holds one ScaledDotProductAttention node per block
-and the CPU plugin runs it as one fused kernel whatever the weights' storage
-type. The PyTorch model is restored afterwards. Measured on a 2-core AVX2 CPU
-at f32 (vit_b, IR with FP32 weights): 8.81 s -> 7.36 s per image; there, with
-the default FP16-compressed weights, the plugin already fused the plain graph
-itself and both exports timed the same. Folding the bias into q and k instead
-(relative terms appended to q, one-hot key row/column to k) avoids the
-4096x4096 mask but triples the q.k width, and measured 8.54 s, so the mask
-form is the one kept.
-
-`convert_sam` writes both IR files next to a stamp naming the weights and
-export options, and skips all the work when the stamp already matches.
+Fused attention is the default (``fused_attention=True``, see
+`utils.export_wrappers.sdpa_attention`); ``False`` keeps the plain
+MatMul/Softmax graph in its own folder, for comparison.
 """
 
 from __future__ import annotations
@@ -48,10 +26,8 @@ import openvino as ov
 from tqdm.auto import tqdm
 
 from utils.checkpoints import ir_directory, load_sam, weights_id
-from utils.transforms import IMAGE_SIZE, LOW_RES_MASK_SIZE
 
 if TYPE_CHECKING:
-    import torch
     from segment_anything.modeling import Sam
 
 ENCODER_XML = "image_encoder.xml"
@@ -60,114 +36,6 @@ STAMP_FILE = "conversion.json"
 PLAIN_ATTENTION_SUFFIX = "-plain-attention"
 EXPORT_VERSION = 2
 """Bump when the wrappers change, so IR made by older code is rebuilt."""
-
-EMBEDDING_SHAPE = (1, 256, 64, 64)
-
-
-def _torch_wrappers():
-    """Define the wrappers lazily: torch is needed to convert, never to run the IR."""
-    import torch
-    from torch import nn
-
-    class ImageEncoderModel(nn.Module):
-        """SAM's ViT on a pre-processed image: [1,3,1024,1024] -> embedding [1,256,64,64]."""
-
-        def __init__(self, sam: "Sam") -> None:
-            super().__init__()
-            self.image_encoder = sam.image_encoder
-
-        def forward(self, image: torch.Tensor) -> torch.Tensor:
-            return self.image_encoder(image)
-
-    class PromptDecoderModel(nn.Module):
-        """Prompt encoder + mask decoder with every prompt as a tensor (see the module docstring).
-
-        Returns all four mask logits per prompt, [B,4,256,256], and their IoU
-        predictions [B,4]: index 0 is the single-mask output, 1..3 the multimask
-        candidates, exactly as `MaskDecoder.forward` slices them.
-        """
-
-        def __init__(self, sam: "Sam") -> None:
-            super().__init__()
-            self.prompt_encoder = sam.prompt_encoder
-            self.mask_decoder = sam.mask_decoder
-
-        def _embed_points(self, point_coords: torch.Tensor, point_labels: torch.Tensor) -> torch.Tensor:
-            encoder = self.prompt_encoder
-            coords = (point_coords + 0.5) / IMAGE_SIZE
-            embedding = encoder.pe_layer._pe_encoding(coords)
-            labels = point_labels.unsqueeze(-1)
-            embedding = embedding * (labels != -1) + encoder.not_a_point_embed.weight * (labels == -1)
-            for label, point_embedding in enumerate(encoder.point_embeddings):
-                embedding = embedding + point_embedding.weight * (labels == label)
-            return embedding
-
-        def _embed_masks(self, mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> torch.Tensor:
-            encoder = self.prompt_encoder
-            has_mask = has_mask_input.reshape(-1, 1, 1, 1)
-            no_mask = encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-            return has_mask * encoder.mask_downscaling(mask_input) + (1 - has_mask) * no_mask
-
-        def forward(
-            self,
-            image_embeddings: torch.Tensor,
-            point_coords: torch.Tensor,
-            point_labels: torch.Tensor,
-            mask_input: torch.Tensor,
-            has_mask_input: torch.Tensor,
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            sparse = self._embed_points(point_coords, point_labels)
-            dense = self._embed_masks(mask_input, has_mask_input)
-            return self.mask_decoder.predict_masks(
-                image_embeddings=image_embeddings,
-                image_pe=self.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-            )
-
-    return ImageEncoderModel, PromptDecoderModel
-
-
-def _sdpa_attention_forward(self, x: "torch.Tensor") -> "torch.Tensor":
-    """`segment_anything`'s `Attention.forward` with the attention as one SDPA call (same maths).
-
-    Upstream adds ``rel_h[..., :, None] + rel_w[..., None, :]`` (the decomposed
-    relative-position bias, computed from the unscaled q) to ``q * scale @ k^T``
-    before the softmax; passing that sum as ``attn_mask`` is exactly the same.
-    """
-    import torch
-    from segment_anything.modeling.image_encoder import get_rel_pos
-
-    batch, height, width, _ = x.shape
-    tokens = height * width
-    qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.unbind(0)  # each [B, heads, tokens, head_dim]
-    bias = None
-    if self.use_rel_pos:
-        r_q = q.reshape(batch, self.num_heads, height, width, -1)
-        rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, get_rel_pos(height, height, self.rel_pos_h))
-        rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, get_rel_pos(width, width, self.rel_pos_w))
-        bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(batch, self.num_heads, tokens, tokens)
-    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
-    out = out.view(batch, self.num_heads, height, width, -1).permute(0, 2, 3, 1, 4).reshape(batch, height, width, -1)
-    return self.proj(out)
-
-
-@contextlib.contextmanager
-def sdpa_attention(sam: "Sam"):
-    """Within this block every ViT `Attention` of ``sam`` runs `_sdpa_attention_forward`; restored on exit."""
-    import types
-
-    from segment_anything.modeling.image_encoder import Attention
-
-    modules = [module for module in sam.image_encoder.modules() if isinstance(module, Attention)]
-    for module in modules:
-        module.forward = types.MethodType(_sdpa_attention_forward, module)
-    try:
-        yield
-    finally:
-        for module in modules:
-            del module.forward
 
 
 @contextlib.contextmanager
@@ -183,11 +51,12 @@ def _quiet_tracing():
 def _convert_encoder(sam: "Sam", fused: bool) -> ov.Model:
     import torch
 
-    encoder_cls, _ = _torch_wrappers()
-    example = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    from utils.export_wrappers import ImageEncoderModel, encoder_example_input, sdpa_attention
+
+    example = encoder_example_input()
     attention = sdpa_attention(sam) if fused else contextlib.nullcontext()
     with torch.no_grad(), _quiet_tracing(), attention:
-        model = ov.convert_model(encoder_cls(sam).eval(), example_input=example, input=[(1, 3, IMAGE_SIZE, IMAGE_SIZE)])
+        model = ov.convert_model(ImageEncoderModel(sam).eval(), example_input=example, input=[tuple(example.shape)])
     _name_ports(model.inputs, ["image"])
     _name_ports(model.outputs, ["image_embeddings"])
     return model
@@ -196,26 +65,12 @@ def _convert_encoder(sam: "Sam", fused: bool) -> ov.Model:
 def _convert_decoder(sam: "Sam") -> ov.Model:
     import torch
 
-    _, decoder_cls = _torch_wrappers()
-    batch, points = 2, 3  # >1 so tracing cannot specialise on a size of one
-    example = {
-        "image_embeddings": torch.randn(*EMBEDDING_SHAPE),
-        "point_coords": torch.randint(0, IMAGE_SIZE, (batch, points, 2)).float(),
-        "point_labels": torch.tensor([[1.0, 0.0, -1.0]] * batch),
-        "mask_input": torch.randn(batch, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE),
-        "has_mask_input": torch.ones(batch),
-    }
-    shapes = [
-        list(EMBEDDING_SHAPE),
-        [-1, -1, 2],
-        [-1, -1],
-        [-1, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE],
-        [-1],
-    ]
+    from utils.export_wrappers import DECODER_INPUT_SHAPES, PromptDecoderModel, decoder_example_input
+
+    example = decoder_example_input()
+    shapes = [(DECODER_INPUT_SHAPES[name], ov.Type.f32) for name in example]
     with torch.no_grad(), _quiet_tracing():
-        model = ov.convert_model(
-            decoder_cls(sam).eval(), example_input=example, input=[(shape, ov.Type.f32) for shape in shapes]
-        )
+        model = ov.convert_model(PromptDecoderModel(sam).eval(), example_input=example, input=shapes)
     _name_ports(model.inputs, list(example))
     _name_ports(model.outputs, ["masks", "iou_predictions"])
     return model
@@ -353,4 +208,4 @@ def ensure_sam_ir(
     )
 
 
-__all__ = ["convert_sam", "ensure_sam_ir", "ir_is_current", "sdpa_attention", "ENCODER_XML", "DECODER_XML"]
+__all__ = ["convert_sam", "ensure_sam_ir", "ir_is_current", "ENCODER_XML", "DECODER_XML"]
