@@ -19,12 +19,11 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from tests.helpers import F32, make_test_images
 from utils.accuracy import mask_iou
 from utils.amg import OVSamAutomaticMaskGenerator, anns_to_coco, coco_to_masks, mask_to_uncompressed_rle
 from utils.predictor import OVSamPredictor
 from utils.viz import draw_anns
-
-from tests.helpers import F32, make_test_images
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_FILTERS = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
@@ -67,7 +66,9 @@ def test_neural_path_matches_upstream_mask_for_mask(sam, ir_f32):
 
     image = small_images()["landscape"]
     options = dict(points_per_side=5, points_per_batch=16, **NO_FILTERS)
-    ours = OVSamAutomaticMaskGenerator(OVSamPredictor(*ir_f32, config=F32), show_progress=False, **options).generate(image)
+    ours = OVSamAutomaticMaskGenerator(OVSamPredictor(*ir_f32, config=F32), show_progress=False, **options).generate(
+        image
+    )
     theirs = SamAutomaticMaskGenerator(sam, **options).generate(image)
     assert len(ours) == len(theirs) == 5 * 5 * 3
     for a, b in zip(ours, theirs):  # same order: NMS keeps everything, sorted by predicted IoU
@@ -118,16 +119,39 @@ def test_each_filter_removes_something(synthetic_ir):
     predictor = OVSamPredictor(*synthetic_ir, config=F32)
 
     def count(**options) -> int:
-        return len(OVSamAutomaticMaskGenerator(predictor, points_per_side=8, show_progress=False, **options).generate(image))
+        return len(
+            OVSamAutomaticMaskGenerator(predictor, points_per_side=8, show_progress=False, **options).generate(image)
+        )
 
     everything = count(**NO_FILTERS)
     assert count(**dict(NO_FILTERS, pred_iou_thresh=0.88)) < everything
     assert count(**dict(NO_FILTERS, stability_score_thresh=0.9)) < everything
     assert count(**dict(NO_FILTERS, box_nms_thresh=0.7)) < everything
     defaults = POSTPROCESSING_CASES["defaults"]
-    cleaned = OVSamAutomaticMaskGenerator(predictor, show_progress=False, **POSTPROCESSING_CASES["small_regions"]).generate(image)
+    cleaned = OVSamAutomaticMaskGenerator(
+        predictor, show_progress=False, **POSTPROCESSING_CASES["small_regions"]
+    ).generate(image)
     plain = OVSamAutomaticMaskGenerator(predictor, show_progress=False, **defaults).generate(image)
     assert sorted(a["area"] for a in cleaned) != sorted(a["area"] for a in plain), "clean-up changed nothing"
+
+
+def test_stage_counts_follow_the_masks_through_every_stage(synthetic_ir):
+    """stage_counts (what notebook 05 charts): every prompt decoded, each stage keeps at most what it got,
+    each stage drops something here, and the last count is the number of records returned."""
+    from utils.amg import STAGES
+
+    image = small_images()["landscape"]
+    options = dict(points_per_side=8, stability_score_thresh=0.93, crop_n_layers=1, min_mask_region_area=600)
+    generator = OVSamAutomaticMaskGenerator(OVSamPredictor(*synthetic_ir, config=F32), show_progress=False, **options)
+    anns = generator.generate(image)
+    counts = [generator.stage_counts[stage] for stage in STAGES]
+    print(dict(zip(STAGES, counts)))
+    assert counts[0] == 3 * (8 * 8) * 5  # three candidates per point, the full image and four crops
+    assert all(later <= earlier for earlier, later in zip(counts, counts[1:])), counts
+    assert counts[-1] == len(anns) > 0
+    for stage in ("IoU filter", "stability filter", "NMS within each crop", "NMS across crops"):
+        index = STAGES.index(stage)
+        assert counts[index] < counts[index - 1], f"{stage} dropped nothing: {counts}"
 
 
 @pytest.mark.parametrize("output_mode", ["uncompressed_rle", "coco_rle"])
@@ -135,7 +159,9 @@ def test_output_modes_decode_to_the_binary_masks(output_mode, synthetic_ir):
     image = small_images()["portrait"]
     predictor = OVSamPredictor(*synthetic_ir, config=F32)
     binary = OVSamAutomaticMaskGenerator(predictor, points_per_side=4, show_progress=False).generate(image)
-    encoded = OVSamAutomaticMaskGenerator(predictor, points_per_side=4, output_mode=output_mode, show_progress=False).generate(image)
+    encoded = OVSamAutomaticMaskGenerator(
+        predictor, points_per_side=4, output_mode=output_mode, show_progress=False
+    ).generate(image)
     assert len(binary) == len(encoded) > 0
     for a, b in zip(binary, encoded):
         rle = b["segmentation"]
@@ -160,7 +186,9 @@ def test_uncompressed_rle_matches_upstream_encoder():
 
 def test_coco_json_round_trip(synthetic_ir, tmp_path):
     image = small_images()["landscape"]
-    anns = OVSamAutomaticMaskGenerator(OVSamPredictor(*synthetic_ir), points_per_side=4, show_progress=False).generate(image)
+    anns = OVSamAutomaticMaskGenerator(OVSamPredictor(*synthetic_ir), points_per_side=4, show_progress=False).generate(
+        image
+    )
     path = tmp_path / "masks.json"
     path.write_text(json.dumps(anns_to_coco(anns, image.shape[:2], "landscape.jpg")))
     coco = json.loads(path.read_text())
@@ -171,7 +199,9 @@ def test_coco_json_round_trip(synthetic_ir, tmp_path):
 
 def test_draw_anns_paints_largest_first_and_is_reproducible(synthetic_ir):
     image = small_images()["landscape"]
-    anns = OVSamAutomaticMaskGenerator(OVSamPredictor(*synthetic_ir), points_per_side=4, show_progress=False).generate(image)
+    anns = OVSamAutomaticMaskGenerator(OVSamPredictor(*synthetic_ir), points_per_side=4, show_progress=False).generate(
+        image
+    )
     drawn = draw_anns(image, anns, seed=3)
     assert drawn.shape == image.shape and drawn.dtype == np.uint8
     np.testing.assert_array_equal(drawn, draw_anns(image, anns, seed=3))
@@ -237,7 +267,9 @@ print(len(anns), "masks without torch")
 def test_generate_runs_without_torch(ir_f32):
     result = subprocess.run(
         [sys.executable, "-c", TORCH_FREE_SCRIPT, str(ROOT), *map(str, ir_f32), str(ROOT / "data" / "truck.jpg")],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "masks without torch" in result.stdout

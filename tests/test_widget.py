@@ -6,10 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from utils.predictor import OVSamPredictor
-from utils.widget import SamWidget
-
 from tests.helpers import F32
+from utils.predictor import OVSamPredictor
+from utils.widget import UPLOAD_MESSAGE, SamWidget
 
 
 @pytest.fixture
@@ -91,9 +90,14 @@ def test_errors_become_messages(synthetic_ir):
 @pytest.mark.parametrize("channels", [1, 4])
 def test_upload_gray_and_rgba(synthetic_ir, image, channels):
     widget = SamWidget(OVSamPredictor(*synthetic_ir))
-    pixels = image[:, :, 0] if channels == 1 else np.dstack([image[:, :, ::-1], np.full(image.shape[:2], 255, np.uint8)])
+    pixels = (
+        image[:, :, 0] if channels == 1 else np.dstack([image[:, :, ::-1], np.full(image.shape[:2], 255, np.uint8)])
+    )
     ok, png = cv2.imencode(".png", pixels)
+    messages = []
+    widget.observe(lambda change: messages.append(change["new"]), names="message")
     widget.handle_action({"type": "upload", "name": "x.png"}, [png.tobytes()])
+    assert messages == [UPLOAD_MESSAGE, ""], "the widget says the encoder is running, then clears it"
     assert widget.message == "" and widget.image_data.startswith("data:image/jpeg;base64,")
     assert widget.predictor.original_size == image.shape[:2]
     widget.handle_action({"type": "point", "x": 10, "y": 10, "label": 1})

@@ -68,9 +68,23 @@ class _Masks:
             return _Masks()
         return _Masks(
             [rle for part in parts for rle in part.rles],
-            *(np.concatenate([getattr(part, name) for part in parts]) for name in
-              ("boxes", "iou_preds", "stability", "points", "crop_boxes")),
+            *(
+                np.concatenate([getattr(part, name) for part in parts])
+                for name in ("boxes", "iou_preds", "stability", "points", "crop_boxes")
+            ),
         )
+
+
+STAGES = (
+    "decoded",
+    "IoU filter",
+    "stability filter",
+    "crop edge",
+    "NMS within each crop",
+    "NMS across crops",
+    "small-region clean-up",
+)
+"""The generator's stages in order; `OVSamAutomaticMaskGenerator.stage_counts` has the masks left after each."""
 
 
 class OVSamAutomaticMaskGenerator:
@@ -94,6 +108,10 @@ class OVSamAutomaticMaskGenerator:
         min_mask_region_area: remove holes and islands smaller than this many pixels.
         output_mode: "binary_mask", "uncompressed_rle" or "coco_rle".
         show_progress: show a progress bar over decoder batches and crops.
+
+    After `generate`, ``stage_counts`` says how many masks were left after each stage
+    (decoded, IoU filter, stability filter, crop edge, NMS in each crop, NMS across
+    crops, small-region clean-up), so the effect of every option can be seen.
     """
 
     def __init__(
@@ -118,7 +136,10 @@ class OVSamAutomaticMaskGenerator:
             raise ValueError("Give exactly one of points_per_side and point_grids (set the other to None).")
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"Unknown output_mode {output_mode!r}; choose one of {', '.join(OUTPUT_MODES)}.")
-        positive = [("points_per_batch", points_per_batch), ("crop_n_points_downscale_factor", crop_n_points_downscale_factor)]
+        positive = [
+            ("points_per_batch", points_per_batch),
+            ("crop_n_points_downscale_factor", crop_n_points_downscale_factor),
+        ]
         if points_per_side is not None:
             positive.append(("points_per_side", points_per_side))
         for name, value in positive:
@@ -127,9 +148,13 @@ class OVSamAutomaticMaskGenerator:
         for name, value in (("crop_n_layers", crop_n_layers), ("min_mask_region_area", min_mask_region_area)):
             if value < 0:
                 raise ValueError(f"{name} must be zero or positive, got {value!r}.")
-        for name, value in (("pred_iou_thresh", pred_iou_thresh), ("stability_score_thresh", stability_score_thresh),
-                            ("box_nms_thresh", box_nms_thresh), ("crop_nms_thresh", crop_nms_thresh),
-                            ("crop_overlap_ratio", crop_overlap_ratio)):
+        for name, value in (
+            ("pred_iou_thresh", pred_iou_thresh),
+            ("stability_score_thresh", stability_score_thresh),
+            ("box_nms_thresh", box_nms_thresh),
+            ("crop_nms_thresh", crop_nms_thresh),
+            ("crop_overlap_ratio", crop_overlap_ratio),
+        ):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value!r}.")
         if point_grids is not None and len(point_grids) < crop_n_layers + 1:
@@ -150,13 +175,18 @@ class OVSamAutomaticMaskGenerator:
         self.min_mask_region_area = min_mask_region_area
         self.output_mode = output_mode
         self.show_progress = show_progress
+        self.stage_counts: dict[str, int] = {}
 
     def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
         """Return one record per mask, like `SamAutomaticMaskGenerator.generate` (empty list if none pass)."""
         image = to_rgb_uint8(image)
+        self.stage_counts = dict.fromkeys(STAGES, 0)
         data = self._generate_masks(image)
         if self.min_mask_region_area > 0 and len(data):
-            data = _remove_small_regions(data, self.min_mask_region_area, max(self.box_nms_thresh, self.crop_nms_thresh))
+            data = _remove_small_regions(
+                data, self.min_mask_region_area, max(self.box_nms_thresh, self.crop_nms_thresh)
+            )
+        self.stage_counts["small-region clean-up"] = len(data)
         return [self._record(data, index) for index in range(len(data))]
 
     def _generate_masks(self, image: np.ndarray) -> _Masks:
@@ -171,6 +201,7 @@ class OVSamAutomaticMaskGenerator:
         if len(crop_boxes) > 1 and len(data):
             # Prefer masks from smaller crops.
             data = data.take(nms(data.boxes, 1.0 / box_area(data.crop_boxes), self.crop_nms_thresh))
+        self.stage_counts["NMS across crops"] = len(data)
         return data
 
     def _process_crop(self, image: np.ndarray, crop_box: list[int], layer: int, bar: tqdm) -> _Masks:
@@ -187,6 +218,7 @@ class OVSamAutomaticMaskGenerator:
         if not len(data):
             return data
         data = data.take(nms(data.boxes.astype(np.float64), data.iou_preds, self.box_nms_thresh))
+        self.stage_counts["NMS within each crop"] += len(data)
         offset = np.array([x0, y0, x0, y0])
         data.boxes = data.boxes + offset
         data.points = data.points + offset[:2]
@@ -201,6 +233,8 @@ class OVSamAutomaticMaskGenerator:
         mask_points = np.repeat(points, per_point, axis=0)
         keep = iou_preds > self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else np.ones(len(iou_preds), bool)
         keep = np.flatnonzero(keep)
+        self.stage_counts["decoded"] += len(iou_preds)
+        self.stage_counts["IoU filter"] += len(keep)
         parts = [
             self._upscale_and_filter(low_res[chunk], iou_preds[chunk], mask_points[chunk], crop_box, image_size)
             for chunk in np.array_split(keep, max(1, math.ceil(len(keep) / UPSCALE_CHUNK)))
@@ -209,16 +243,26 @@ class OVSamAutomaticMaskGenerator:
         return _Masks.concat(parts)
 
     def _upscale_and_filter(
-        self, low_res: np.ndarray, iou_preds: np.ndarray, points: np.ndarray, crop_box: list[int],
+        self,
+        low_res: np.ndarray,
+        iou_preds: np.ndarray,
+        points: np.ndarray,
+        crop_box: list[int],
         image_size: tuple[int, int],
     ) -> _Masks:
         """Upscale a few surviving logits to the crop, filter by stability and crop edge, encode as RLE."""
         logits = postprocess_masks(low_res[:, None], self.predictor.input_size, self.predictor.original_size)[:, 0]
         stability = stability_score(logits, MASK_THRESHOLD, self.stability_score_offset)
-        keep = stability >= self.stability_score_thresh if self.stability_score_thresh > 0.0 else np.ones(len(logits), bool)
+        keep = (
+            stability >= self.stability_score_thresh
+            if self.stability_score_thresh > 0.0
+            else np.ones(len(logits), bool)
+        )
         masks = logits[keep] > MASK_THRESHOLD
         boxes = masks_to_boxes(masks)
         not_at_edge = ~is_box_near_crop_edge(boxes, crop_box, [0, 0, image_size[1], image_size[0]])
+        self.stage_counts["stability filter"] += len(masks)
+        self.stage_counts["crop edge"] += int(not_at_edge.sum())
         masks, boxes = masks[not_at_edge], boxes[not_at_edge]
         return _Masks(
             encode_rles(masks, crop_box, image_size),
@@ -256,7 +300,9 @@ def build_point_grid(n_per_side: int) -> np.ndarray:
     return np.stack(np.meshgrid(side, side), axis=-1).reshape(-1, 2)
 
 
-def generate_crop_boxes(image_size: tuple[int, int], n_layers: int, overlap_ratio: float) -> tuple[list[list[int]], list[int]]:
+def generate_crop_boxes(
+    image_size: tuple[int, int], n_layers: int, overlap_ratio: float
+) -> tuple[list[list[int]], list[int]]:
     """The whole image, then per layer i a (2**(i+1))^2 grid of overlapping XYXY crops."""
     height, width = image_size
     crop_boxes, layers = [[0, 0, width, height]], [0]
@@ -394,19 +440,26 @@ def _remove_small_regions(data: _Masks, min_area: int, nms_thresh: float) -> _Ma
 
 
 # ------------------------------------------------------------------ export
-def anns_to_coco(anns: list[dict], image_size: tuple[int, int], file_name: str = "image.jpg", image_id: int = 1) -> dict:
+def anns_to_coco(
+    anns: list[dict], image_size: tuple[int, int], file_name: str = "image.jpg", image_id: int = 1
+) -> dict:
     """A COCO-style results dict (one image, category "object") with masks as compressed RLE."""
     height, width = image_size
     annotations = []
     for index, ann in enumerate(anns, start=1):
-        annotations.append({
-            "id": index,
-            "image_id": image_id,
-            "category_id": 1,
-            "iscrowd": 0,
-            "segmentation": _as_coco_rle(ann["segmentation"], image_size),
-            **{key: ann[key] for key in ("area", "bbox", "predicted_iou", "point_coords", "stability_score", "crop_box")},
-        })
+        annotations.append(
+            {
+                "id": index,
+                "image_id": image_id,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentation": _as_coco_rle(ann["segmentation"], image_size),
+                **{
+                    key: ann[key]
+                    for key in ("area", "bbox", "predicted_iou", "point_coords", "stability_score", "crop_box")
+                },
+            }
+        )
     return {
         "images": [{"id": image_id, "width": width, "height": height, "file_name": file_name}],
         "annotations": annotations,
@@ -417,7 +470,9 @@ def anns_to_coco(anns: list[dict], image_size: tuple[int, int], file_name: str =
 def coco_to_masks(coco: dict) -> list[np.ndarray]:
     """Decode the masks of a dict from `anns_to_coco` (or its JSON) back to boolean arrays."""
     return [
-        mask_utils.decode({"size": ann["segmentation"]["size"], "counts": ann["segmentation"]["counts"].encode()}).astype(bool)
+        mask_utils.decode(
+            {"size": ann["segmentation"]["size"], "counts": ann["segmentation"]["counts"].encode()}
+        ).astype(bool)
         for ann in coco["annotations"]
     ]
 

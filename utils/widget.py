@@ -25,6 +25,7 @@ from utils.predictor import OVSamPredictor, prompts_to_arguments
 from utils.transforms import to_rgb_uint8
 
 ACTIONS = ("point", "box", "undo", "reset", "cycle", "upload")
+UPLOAD_MESSAGE = "Encoding the new image: the image encoder takes a few seconds..."
 """The messages the canvas sends (see widget.js)."""
 MASK_RGBA = (30, 144, 255, 150)
 """Overlay colour of the mask: the segment-anything blue, about 60% opaque."""
@@ -67,7 +68,9 @@ class SamWidget(anywidget.AnyWidget):
     candidate = traitlets.Int(0).tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, predictor: OVSamPredictor, image: np.ndarray | None = None, multimask_output: bool = True, **kwargs) -> None:
+    def __init__(
+        self, predictor: OVSamPredictor, image: np.ndarray | None = None, multimask_output: bool = True, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.predictor = predictor
         self.multimask_output = multimask_output
@@ -155,6 +158,7 @@ class SamWidget(anywidget.AnyWidget):
             decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB)
         if decoded.dtype != np.uint8:
             raise ValueError(f"The uploaded image has {decoded.dtype} pixels; use an 8-bit image.")
+        self.message = UPLOAD_MESSAGE  # shown while the encoder runs; cleared when the image is set
         self.set_image(decoded)
 
     def prompt_arguments(self) -> dict:
