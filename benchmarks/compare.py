@@ -16,10 +16,10 @@ disk. Ratios are against PyTorch eager f32 measured in the same run.
 
 Every row runs in a fresh process, so its peak memory and its thread pools are its own.
 A measurement that fails is shown as failed in the table, and the command then exits
-non-zero. After the rows, the INT8 predictor is compared with the FP one on every image
-in data/ (embedding error, mask IoU on fixed prompts). Writes compare.json, compare.md
-and compare.png. With SAM_RANDOM_WEIGHTS_SEED set, the timings are real and the
-accuracy figures only prove the pipeline.
+non-zero. After the rows, the INT8 predictor (calibrated on data/calibration/) is compared
+with the FP one on the other images, those directly in data/ (embedding error, mask IoU on
+fixed prompts). Writes compare.json, compare.md and compare.png. With SAM_RANDOM_WEIGHTS_SEED
+set, the timings are real and the accuracy figures only prove the pipeline.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ DEFAULTS = {
     "model_type": "vit_b",
     "image": ROOT / "data" / "truck.jpg",
     "models_dir": ROOT / "models",
-    "calibration_dir": ROOT / "data",
+    "calibration_dir": ROOT / "data" / "calibration",
     "accuracy_dir": ROOT / "data",
     "subset_size": 128,
     "device": "CPU",
@@ -65,7 +65,7 @@ DEFAULTS = {
 }
 HELP = {
     "calibration_dir": "images for INT8 calibration",
-    "accuracy_dir": "images for the INT8 accuracy check (best: other images than the calibration ones)",
+    "accuracy_dir": "images for the INT8 accuracy check: other images than the calibration ones",
     "subset_size": "at most this many calibration images",
     "device": "OpenVINO device for the OpenVINO rows",
     "warmup": "untimed encoder runs before timing (0 or more)",
@@ -81,7 +81,9 @@ def settings(**overrides) -> dict:
     if unknown:
         raise TypeError(f"unknown benchmark setting(s): {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
     merged = DEFAULTS | overrides
-    return {key: str(Path(value).resolve()) if isinstance(DEFAULTS[key], Path) else value for key, value in merged.items()}
+    return {
+        key: str(Path(value).resolve()) if isinstance(DEFAULTS[key], Path) else value for key, value in merged.items()
+    }
 
 
 # ------------------------------------------------------------------ one row, in its own process
@@ -102,8 +104,12 @@ def measure(parts: RowParts, image: np.ndarray, setup: dict) -> dict:
     one_point = fixed_prompts(image)["one point"]
     result: dict = {"model_size_mb": parts.size_mb}
     with parts.context:
-        result["encoder_ms"] = _guarded(lambda: median_ms(lambda: parts.predictor.set_image(image), setup["repeats"], setup["warmup"]))
-        result["prompt_ms"] = _guarded(lambda: median_ms(lambda: parts.predictor.predict(**one_point), setup["prompt_repeats"], 3))
+        result["encoder_ms"] = _guarded(
+            lambda: median_ms(lambda: parts.predictor.set_image(image), setup["repeats"], setup["warmup"])
+        )
+        result["prompt_ms"] = _guarded(
+            lambda: median_ms(lambda: parts.predictor.predict(**one_point), setup["prompt_repeats"], 3)
+        )
         result["amg_s"] = _guarded(lambda: seconds(lambda: parts.make_generator().generate(image)))
         result["throughput_fps"] = _guarded(lambda: parts.throughput(encoder_input(image), setup["throughput_images"]))
     result["peak_memory_mib"] = peak_memory_mib()
@@ -148,13 +154,19 @@ def openvino_parts(spec: dict, setup: dict) -> RowParts:
     from utils.predictor import OVSamPredictor
     from utils.quantize import ensure_int8_encoder
 
-    encoder_xml, decoder_xml = ensure_sam_ir(setup["model_type"], setup["models_dir"], show_progress=False, fused_attention=spec["fused"])
+    encoder_xml, decoder_xml = ensure_sam_ir(
+        setup["model_type"], setup["models_dir"], show_progress=False, fused_attention=spec["fused"]
+    )
     if spec["int8"]:
-        encoder_xml = ensure_int8_encoder(setup["model_type"], setup["models_dir"], setup["calibration_dir"], setup["subset_size"])
+        encoder_xml = ensure_int8_encoder(
+            setup["model_type"], setup["models_dir"], setup["calibration_dir"], setup["subset_size"]
+        )
     predictor = OVSamPredictor(encoder_xml, decoder_xml, device=setup["device"], config=spec["config"])
 
     def throughput(preprocessed: np.ndarray, images: int) -> float:
-        compiled = ov.Core().compile_model(encoder_xml, setup["device"], {"PERFORMANCE_HINT": "THROUGHPUT", **spec["config"]})
+        compiled = ov.Core().compile_model(
+            encoder_xml, setup["device"], {"PERFORMANCE_HINT": "THROUGHPUT", **spec["config"]}
+        )
         queue = ov.AsyncInferQueue(compiled)  # as many requests as the plugin finds optimal
         for _ in range(len(queue) if setup["warmup"] else 0):
             queue.start_async({0: preprocessed})
@@ -167,8 +179,16 @@ def openvino_parts(spec: dict, setup: dict) -> RowParts:
 
         return images / seconds(run_all)
 
-    size_mb = sum(Path(xml).stat().st_size + Path(xml).with_suffix(".bin").stat().st_size for xml in (encoder_xml, decoder_xml)) / 1e6
-    generator = partial(OVSamAutomaticMaskGenerator, predictor, points_per_side=setup["amg_points_per_side"], show_progress=False)
+    size_mb = (
+        sum(
+            Path(xml).stat().st_size + Path(xml).with_suffix(".bin").stat().st_size
+            for xml in (encoder_xml, decoder_xml)
+        )
+        / 1e6
+    )
+    generator = partial(
+        OVSamAutomaticMaskGenerator, predictor, points_per_side=setup["amg_points_per_side"], show_progress=False
+    )
     return RowParts(predictor, generator, throughput, size_mb, contextlib.nullcontext())
 
 
@@ -207,7 +227,7 @@ def run_row_in_subprocess(name: str, setup: dict) -> dict:
 
 
 def int8_accuracy(models: dict, setup: dict) -> dict:
-    """INT8 encoder against the FP encoder, both OpenVINO at default precision, on every image in the accuracy folder."""
+    """INT8 encoder against the FP encoder, both OpenVINO at default precision, on each image in the accuracy folder."""
     from utils.accuracy import compare_on_images
     from utils.predictor import OVSamPredictor
     from utils.quantize import calibration_images
@@ -216,8 +236,11 @@ def int8_accuracy(models: dict, setup: dict) -> dict:
     encoder_xml, decoder_xml = models["fused"]
     images = {path.name: read_rgb_image(path) for path in calibration_images(setup["accuracy_dir"])}
     device = setup["device"]
-    return compare_on_images(OVSamPredictor(models["int8"], decoder_xml, device=device),
-                             OVSamPredictor(encoder_xml, decoder_xml, device=device), images)
+    return compare_on_images(
+        OVSamPredictor(models["int8"], decoder_xml, device=device),
+        OVSamPredictor(encoder_xml, decoder_xml, device=device),
+        images,
+    )
 
 
 def run(settings: dict) -> dict:
@@ -232,14 +255,22 @@ def run(settings: dict) -> dict:
     rows = {}
     for name, spec in ROWS.items():
         if spec.get("autocast") and not native_bf16(cpu) and not settings["force_bf16"]:
-            rows[name] = unmeasured_row("not_measured", "no native bf16 (AVX-512 BF16 or AMX) on this CPU; --force-bf16 measures it anyway")
+            rows[name] = unmeasured_row(
+                "not_measured", "no native bf16 (AVX-512 BF16 or AMX) on this CPU; --force-bf16 measures it anyway"
+            )
             print(f"skipped: {name}: {rows[name]['encoder_ms']['not_measured']}")
         else:
             rows[name] = run_row_in_subprocess(name, settings)
     add_ratios(rows)
-    result = {"cpu": cpu, "model_type": settings["model_type"], "weights": describe_weights(settings["model_type"]),
-              "settings": settings, "rows": rows, "int8_accuracy": int8_accuracy(models, settings),
-              "failed": failed_measurements(rows)}
+    result = {
+        "cpu": cpu,
+        "model_type": settings["model_type"],
+        "weights": describe_weights(settings["model_type"]),
+        "settings": settings,
+        "rows": rows,
+        "int8_accuracy": int8_accuracy(models, settings),
+        "failed": failed_measurements(rows),
+    }
     table = markdown(result)
     print("\n" + table)
     output_dir = Path(settings["output_dir"])

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tools.refresh_notebook_outputs import CHECK_MARK, KEEP_TAG, is_kept
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
-MARK = "NBVAL_CHECK_OUTPUT"
 
 
 def test_there_are_notebooks():
@@ -17,20 +18,38 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_outputs_only_on_marked_cells(path):
+def test_outputs_exactly_on_kept_cells(path):
+    """Kept cells (tag keep-output, or # NBVAL_CHECK_OUTPUT) carry their output; no other cell carries any."""
     cells = json.loads(path.read_text())["cells"]
-    marked = 0
     for index, cell in enumerate(cells):
         if cell["cell_type"] != "code":
             continue
-        source = "".join(cell["source"])
-        if MARK in source:
-            marked += 1
-            assert cell["outputs"], f"cell {index} is marked {MARK} but has no stored output to compare"
+        assert cell.get("execution_count") is None, f"cell {index} keeps an execution count"
+        if is_kept(cell):
+            assert cell["outputs"], f"cell {index} is kept ({KEEP_TAG} or {CHECK_MARK}) but has no stored output"
+            assert not any(output["output_type"] == "error" for output in cell["outputs"]), (
+                f"cell {index} keeps an error"
+            )
         else:
-            assert not cell["outputs"], f"cell {index} keeps outputs but is not marked {MARK}"
-            assert cell.get("execution_count") is None, f"cell {index} keeps an execution count"
-    assert marked, f"{path.name} has no {MARK} cell, so nbval checks no output"
+            assert not cell["outputs"], f"cell {index} has outputs but is not tagged {KEEP_TAG} or marked {CHECK_MARK}"
+    assert any(CHECK_MARK in "".join(cell["source"]) for cell in cells), f"{path.name} has no {CHECK_MARK} cell"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_kept_pictures_are_pictures(path):
+    """A cell tagged keep-output that draws keeps a PNG, so the notebook shows it on GitHub without running."""
+    for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+        source = "".join(cell["source"])
+        if KEEP_TAG in cell.get("metadata", {}).get("tags", []) and "plt.show()" in source:
+            assert any("image/png" in output.get("data", {}) for output in cell["outputs"]), f"cell {index}: no picture"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_code_cell_follows_a_sentence(path):
+    cells = json.loads(path.read_text())["cells"]
+    for index, cell in enumerate(cells[1:], start=1):
+        if cell["cell_type"] == "code":
+            assert cells[index - 1]["cell_type"] == "markdown", f"cell {index} has no sentence of its own before it"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

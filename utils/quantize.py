@@ -30,7 +30,7 @@ from utils.transforms import encoder_input, read_rgb_image
 INT8_ENCODER_XML = "image_encoder_int8.xml"
 INT8_STAMP_FILE = "image_encoder_int8.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-DEFAULT_CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "data" / "calibration"
 DEFAULT_SUBSET_SIZE = 128
 """NNCF's usual calibration size; the loop stops earlier when the folder has fewer images."""
 
@@ -50,7 +50,7 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise CalibrationError(
             f"Calibration folder {folder} does not exist. Pass a folder of JPEG/PNG images that look like "
-            "what you will segment (100-300 is typical), or use data/ from this repository."
+            "what you will segment (100-300 is typical), or use data/calibration/ from this repository."
         )
     files = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
     images = [path for path in files if path.suffix.lower() in IMAGE_SUFFIXES]
@@ -169,4 +169,11 @@ def _save_atomically(model: ov.Model, output_xml: Path) -> None:
             os.replace(Path(tmp) / output_xml.with_suffix(suffix).name, output_xml.with_suffix(suffix))
 
 
-__all__ = ["CalibrationError", "calibration_images", "ensure_int8_encoder", "image_files", "quantize_encoder", "INT8_ENCODER_XML"]
+__all__ = [
+    "CalibrationError",
+    "calibration_images",
+    "ensure_int8_encoder",
+    "image_files",
+    "quantize_encoder",
+    "INT8_ENCODER_XML",
+]

@@ -21,7 +21,9 @@ def show_points(coords: np.ndarray, labels: np.ndarray, ax: plt.Axes, marker_siz
     coords, labels = np.asarray(coords), np.asarray(labels)
     for label, color in ((1, "green"), (0, "red")):
         chosen = coords[labels == label]
-        ax.scatter(chosen[:, 0], chosen[:, 1], color=color, marker="*", s=marker_size, edgecolor="white", linewidth=1.25)
+        ax.scatter(
+            chosen[:, 0], chosen[:, 1], color=color, marker="*", s=marker_size, edgecolor="white", linewidth=1.25
+        )
 
 
 def show_box(box: np.ndarray, ax: plt.Axes, color: str = "green") -> None:
@@ -72,3 +74,139 @@ def draw_anns(image: np.ndarray, anns: list[dict], alpha: float = 0.35, seed: in
         color = rng.integers(0, 256, 3).astype(np.float32)
         canvas[mask] = (1 - alpha) * canvas[mask] + alpha * color
     return canvas.round().astype(np.uint8)
+
+
+def show_result(
+    image: np.ndarray,
+    mask: np.ndarray | None = None,
+    title: str = "",
+    points: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    box: np.ndarray | None = None,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """Image, one mask, its points and box, and a title on one axes (a new figure when ``ax`` is None)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 8 * image.shape[0] / image.shape[1]))
+    ax.imshow(image)
+    if mask is not None:
+        show_mask(mask, ax)
+    if points is not None:
+        show_points(points, labels if labels is not None else np.ones(len(points)), ax)
+    if box is not None:
+        show_box(box, ax)
+    ax.set_title(title)
+    ax.axis("off")
+    return ax
+
+
+def show_preprocessing(image: np.ndarray, point: np.ndarray) -> plt.Figure:
+    """What the encoder sees: the image, resized to a longest side of 1024, then normalised and padded.
+
+    ``point`` (x, y in image pixels) is drawn in each frame where SAM's coordinate mapping puts it.
+    """
+    from utils.transforms import apply_coords, encoder_input, resize_longest_side, to_rgb_uint8
+
+    image = to_rgb_uint8(image)  # a clear error for anything but an HxWx3 (or gray / RGBA) uint8 image
+    resized = resize_longest_side(image)
+    padded = encoder_input(image)[0].transpose(1, 2, 0)  # 1024x1024x3, normalised
+    point = np.asarray(point, dtype=float)
+    mapped = apply_coords(point[None], image.shape[:2])[0]
+    shown = (padded - padded.min()) / (padded.max() - padded.min())  # only for display
+    panels = (
+        (image, point, f"original {image.shape[1]}x{image.shape[0]}, point ({point[0]:.0f}, {point[1]:.0f})"),
+        (
+            resized,
+            mapped,
+            f"longest side 1024: {resized.shape[1]}x{resized.shape[0]}, point ({mapped[0]:.1f}, {mapped[1]:.1f})",
+        ),
+        (
+            shown,
+            mapped,
+            "normalised and zero-padded to 1024x1024\n(drawn rescaled; the padding, 0, is the mean colour)",
+        ),
+    )
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    for ax, (picture, where, title) in zip(axes, panels):
+        ax.imshow(picture)
+        show_points(np.asarray(where)[None], np.array([1]), ax, marker_size=200)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlim(-10, max(picture.shape[1], 1024 if picture is shown else 0) + 10)
+        ax.set_ylim(max(picture.shape[0], 1024 if picture is shown else 0) + 10, -10)
+    figure.tight_layout()
+    return figure
+
+
+def draw_sam_diagram() -> plt.Figure:
+    """SAM as this series runs it: which part runs once per image, which once per prompt, and what flows between."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    figure, ax = plt.subplots(figsize=(13, 5.2))
+    ax.set_xlim(0, 13)
+    ax.set_ylim(0, 5.2)
+    ax.axis("off")
+
+    def box(x, y, w, h, text, colour, style="round,pad=0.05", **kwargs):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle=style, facecolor=colour, edgecolor="#333", **kwargs))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9.5, wrap=True)
+
+    def arrow(start, end, text=""):
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, color="#333", lw=1.3))
+        if text:
+            ax.text(
+                (start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.15, text, ha="center", va="bottom", fontsize=8.5
+            )
+
+    # the two OpenVINO models, as dashed frames
+    ax.add_patch(
+        FancyBboxPatch((2.85, 2.75), 3.0, 2.15, boxstyle="round,pad=0.1", fill=False, ls="--", edgecolor="#0068b5")
+    )
+    ax.text(4.35, 5.05, "image_encoder.xml: once per image", ha="center", color="#0068b5", fontsize=10, weight="bold")
+    ax.add_patch(
+        FancyBboxPatch((6.55, 0.25), 3.6, 2.6, boxstyle="round,pad=0.1", fill=False, ls="--", edgecolor="#c25400")
+    )
+    ax.text(
+        8.35,
+        0.0,
+        "prompt_decoder.xml: once per prompt (milliseconds)",
+        ha="center",
+        color="#c25400",
+        fontsize=10,
+        weight="bold",
+    )
+
+    box(0.1, 3.3, 2.2, 1.1, "image\nH x W x 3, RGB uint8", "#eee")
+    box(3.0, 3.3, 2.7, 1.1, "image encoder (ViT)\n1x3x1024x1024 in\nseconds on a CPU", "#cfe3f5")
+    box(6.7, 3.3, 3.3, 1.1, "image embedding\n1 x 256 x 64 x 64\n(kept by set_image)", "#e8f1fa")
+    box(0.1, 0.9, 2.2, 1.4, "prompts\npoints (+/-), a box,\na previous mask", "#eee")
+    box(3.0, 0.9, 2.7, 1.4, "map to the 1024 frame\n(utils/transforms.py,\nno network)", "#f5f5f5")
+    box(6.7, 1.55, 3.3, 1.1, "mask decoder\ntwo-way transformer:\nprompt tokens <-> embedding", "#fbe0cc")
+    box(6.7, 0.4, 3.3, 0.9, "prompt encoder\npoints, box, mask -> tokens", "#fbe0cc")
+    box(10.6, 0.4, 2.3, 2.2, "4 masks 256x256\n+ 4 IoU scores\n\n0: one mask\n1-3: candidates", "#eee")
+    box(10.6, 3.3, 2.3, 1.1, "masks at H x W\n(upscaled logits > 0)", "#eee")
+
+    arrow((2.3, 3.85), (3.0, 3.85), "resize, pad")
+    arrow((5.7, 3.85), (6.7, 3.85))
+    arrow((2.3, 1.6), (3.0, 1.6))
+    arrow((5.7, 1.3), (6.7, 0.85))
+    arrow((8.35, 3.3), (8.35, 2.65))
+    arrow((8.35, 1.3), (8.35, 1.55))
+    arrow((10.0, 2.1), (10.6, 1.9))
+    arrow((11.75, 2.6), (11.75, 3.3))
+    ax.text(11.85, 2.95, "upscale", ha="left", va="center", fontsize=8.5)
+    figure.tight_layout()
+    return figure
+
+
+def show_stage_counts(counts: dict[str, int], title: str = "", ax: plt.Axes | None = None) -> plt.Axes:
+    """A horizontal bar per stage of the mask generator: how many masks were left after it."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.45 * len(counts) + 1))
+    bars = ax.barh(list(counts), list(counts.values()), color="#0068b5")
+    for bar, count in zip(bars, counts.values()):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {count}", va="center")
+    ax.invert_yaxis()
+    ax.set_xlabel("masks left after the stage")
+    ax.set_xlim(0, max(list(counts.values()) + [1]) * 1.15)
+    ax.set_title(title)
+    return ax

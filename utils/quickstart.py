@@ -1,0 +1,43 @@
+"""The two set-up steps every notebook from 02 on starts with, in one place.
+
+`load_predictor` says which weights are in use (a loud warning for random ones), makes
+the IR if it is missing and builds an `OVSamPredictor`; `embed_image` reads an image and
+runs the encoder once, printing how long that took. Notebook 01 shows the steps they hide.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from utils.checkpoints import describe_weights, get_checkpoint
+from utils.convert import ensure_sam_ir
+from utils.predictor import OVSamPredictor
+from utils.transforms import read_rgb_image
+
+
+def load_predictor(
+    model_type: str = "vit_b", models_dir: str | os.PathLike = "models", device: str = "CPU", config: dict | None = None
+) -> OVSamPredictor:
+    """An `OVSamPredictor` for ``model_type`` on ``device``, converting SAM first if its IR is missing.
+
+    Raises ValueError naming the valid model types for an unknown one, before any download.
+    """
+    get_checkpoint(model_type)  # an unknown type fails here, with the list of valid ones
+    print(describe_weights(model_type))
+    encoder_xml, decoder_xml = ensure_sam_ir(model_type, models_dir)
+    return OVSamPredictor(encoder_xml, decoder_xml, device=device, config=config)
+
+
+def embed_image(predictor: OVSamPredictor, image_path: str | os.PathLike) -> np.ndarray:
+    """Read ``image_path`` as RGB, run the encoder on it once and return the image.
+
+    A missing file raises FileNotFoundError, a file that is not an image ValueError, both naming the path.
+    """
+    image = read_rgb_image(image_path)
+    start = time.perf_counter()
+    predictor.set_image(image)
+    print(f"image {image.shape[1]}x{image.shape[0]}, encoder {time.perf_counter() - start:.1f} s")
+    return image
