@@ -35,7 +35,9 @@ def worker(implementation: str, options: dict, image_path: Path, models_dir: Pat
 
         from utils.checkpoints import load_sam
 
-        generator = SamAutomaticMaskGenerator(load_sam(model_type, models_dir / "checkpoints", show_progress=False), **options)
+        generator = SamAutomaticMaskGenerator(
+            load_sam(model_type, models_dir / "checkpoints", show_progress=False), **options
+        )
     anns = []
     elapsed = seconds(lambda: anns.extend(generator.generate(image)))
     return {"seconds": elapsed, "masks": len(anns), "peak_rss_mib": peak_memory_mib()}
@@ -43,10 +45,21 @@ def worker(implementation: str, options: dict, image_path: Path, models_dir: Pat
 
 def measure(implementation: str, options: dict, args: argparse.Namespace) -> dict:
     """Run `worker` in a fresh interpreter and parse its JSON line."""
-    measured = run_worker("benchmarks.amg_speed", [
-        "--worker", implementation, "--options", json.dumps(options),
-        "--image", str(args.image), "--models-dir", str(args.models_dir), "--model-type", args.model_type,
-    ])
+    measured = run_worker(
+        "benchmarks.amg_speed",
+        [
+            "--worker",
+            implementation,
+            "--options",
+            json.dumps(options),
+            "--image",
+            str(args.image),
+            "--models-dir",
+            str(args.models_dir),
+            "--model-type",
+            args.model_type,
+        ],
+    )
     print(f"{implementation} {options}: {measured}")
     return measured
 
@@ -57,9 +70,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--image", type=Path, default=ROOT / "data" / "truck.jpg")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
     parser.add_argument("--points-per-side", type=int, default=32)
-    parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256], help="points_per_batch values for the memory check")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=[16, 64, 256], help="points_per_batch values for the memory check"
+    )
     parser.add_argument("--skip-crops", action="store_true", help="only the crop_n_layers=0 comparison")
-    parser.add_argument("--extra-options", default="{}", help='JSON merged into every configuration, e.g. \'{"pred_iou_thresh": 0}\'')
+    parser.add_argument(
+        "--extra-options", default="{}", help="JSON merged into every configuration, e.g. '{\"pred_iou_thresh\": 0}'"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "amg_speed.json")
     parser.add_argument("--worker", choices=["openvino", "pytorch"], help=argparse.SUPPRESS)
     parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
@@ -84,24 +101,39 @@ def main(argv: list[str] | None = None) -> dict | None:
         upstream = measure("pytorch", options, args)
         ours = measure("openvino", options, args)
         both = "error" not in upstream and "error" not in ours
-        rows[name] = {"pytorch": upstream, "openvino": ours, "speedup": upstream["seconds"] / ours["seconds"] if both else None}
+        rows[name] = {
+            "pytorch": upstream,
+            "openvino": ours,
+            "speedup": upstream["seconds"] / ours["seconds"] if both else None,
+        }
     memory = {
         batch: measure("openvino", {"points_per_side": args.points_per_side, "points_per_batch": batch, **extra}, args)
         for batch in args.batches
     }
     lines = [
-        "| configuration | SamAutomaticMaskGenerator (s) | masks | peak RSS (MiB) | OVSamAutomaticMaskGenerator (s) | masks | peak RSS (MiB) | speed-up |",
+        "| configuration | SamAutomaticMaskGenerator (s) | masks | peak memory (MiB) "
+        "| OVSamAutomaticMaskGenerator (s) | masks | peak memory (MiB) | speed-up |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in rows.items():
         cells = [_cells(row["pytorch"]), _cells(row["openvino"])]
         speedup = "n/a" if row["speedup"] is None else f"{row['speedup']:.2f}x"
         lines.append(f"| {name} | {' | '.join(cells)} | {speedup} |")
-    lines += ["", "| points_per_batch (OpenVINO) | time (s) | masks | peak RSS (MiB) |", "| ---: | ---: | ---: | ---: |"]
+    lines += [
+        "",
+        "| points_per_batch (OpenVINO) | time (s) | masks | peak memory (MiB) |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
     lines += [f"| {batch} | {_cells(measured)} |" for batch, measured in memory.items()]
     print("\n" + "\n".join(lines))
-    result = {"cpu": cpu, "weights": describe_weights(args.model_type), "image": str(args.image), "comparison": rows,
-              "extra_options": extra, "memory_by_points_per_batch": memory}
+    result = {
+        "cpu": cpu,
+        "weights": describe_weights(args.model_type),
+        "image": str(args.image),
+        "comparison": rows,
+        "extra_options": extra,
+        "memory_by_points_per_batch": memory,
+    }
     write_json(result, args.output)
     return result
 

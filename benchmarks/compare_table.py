@@ -30,8 +30,12 @@ def add_ratios(rows: dict) -> None:
 
 def failed_measurements(rows: dict) -> list[str]:
     """'row: column' for every measurement that raised (a row not measured on purpose is not a failure)."""
-    return [f"{name}: {column}" for name, row in rows.items() for column in COLUMNS
-            if isinstance(row[column], dict) and "error" in row[column]]
+    return [
+        f"{name}: {column}"
+        for name, row in rows.items()
+        for column in COLUMNS
+        if isinstance(row[column], dict) and "error" in row[column]
+    ]
 
 
 def markdown(result: dict) -> str:
@@ -39,8 +43,11 @@ def markdown(result: dict) -> str:
     cpu = result["cpu"]
     lines = [
         f"CPU: {cpu['cpu']}; {isa_line(cpu)}. OpenVINO {cpu['openvino']}. {result['weights']}",
-        *[f"{name}: not run, {row['encoder_ms']['not_measured']}." for name, row in result["rows"].items()
-          if isinstance(row["encoder_ms"], dict) and "not_measured" in row["encoder_ms"]],
+        *[
+            f"{name}: not run, {row['encoder_ms']['not_measured']}."
+            for name, row in result["rows"].items()
+            if isinstance(row["encoder_ms"], dict) and "not_measured" in row["encoder_ms"]
+        ],
         "",
         "| configuration | encoder (ms) | x | one prompt (ms) | x | AMG end to end (s) | x "
         "| throughput (img/s) | x | peak memory (MiB) | size (MB) |",

@@ -37,8 +37,12 @@ def profile(encoder_xml: Path, preprocessed, config: dict, runs: int) -> dict:
 
 def markdown(name: str, result: dict, top: int = 8) -> str:
     total = sum(result["layer_ms"].values())
-    lines = [f"**{name}**: median {result['wall_ms']:.0f} ms, sum of layers {total:.0f} ms", "",
-             "| layer type | ms | share |", "| --- | ---: | ---: |"]
+    lines = [
+        f"**{name}**: median {result['wall_ms']:.0f} ms, sum of layers {total:.0f} ms",
+        "",
+        "| layer type | ms | share |",
+        "| --- | ---: | ---: |",
+    ]
     for layer_type, ms in list(result["layer_ms"].items())[:top]:
         lines.append(f"| {layer_type} | {ms:.0f} | {100 * ms / total:.1f}% |")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ Uses the real checkpoint unless SAM_RANDOM_WEIGHTS_SEED is set (then timings are
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,8 @@ def run(sam, encoder_xml: Path, decoder_xml: Path, image: np.ndarray, repeats: i
     }
     rows = {}
     for name, predictor in candidates.items():
-        encoder_ms = median_ms(lambda: predictor.set_image(image), repeats, warmup=0)
-        prompt_ms = median_ms(lambda: predictor.predict(**one_point), prompt_repeats, warmup=3)
+        encoder_ms = median_ms(partial(predictor.set_image, image), repeats, warmup=0)
+        prompt_ms = median_ms(partial(predictor.predict, **one_point), prompt_repeats, warmup=3)
         rows[name] = {"encoder_ms": encoder_ms, "prompt_ms": prompt_ms}
     base = rows["PyTorch SamPredictor (f32)"]
     for row in rows.values():

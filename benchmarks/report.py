@@ -79,7 +79,9 @@ def run_worker(module: str, arguments: list[str]) -> dict:
     fails returns ``{"error": <its last line of stderr>}`` instead of raising, so one failure
     does not lose the others.
     """
-    done = subprocess.run([sys.executable, "-m", module, *arguments], cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", module, *arguments], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         stderr = done.stderr.strip()
         return {"error": stderr.splitlines()[-1] if stderr else f"exit code {done.returncode}"}

@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import F32, make_test_images
 from utils.checkpoints import load_sam
 from utils.convert import convert_sam
 from utils.predictor import OVSamPredictor
-
-from tests.helpers import F32, make_test_images
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,9 @@ class DiscDecoder(nn.Module):
         discs = [SLOPE * (radius - distance) for radius in RADII]
         discs[3] = torch.minimum(discs[3], SLOPE * (distance - HOLE_RADIUS))
         logits = torch.stack(discs, dim=1)
-        unused = (has_mask_input[:, None, None, None] * mask_input).mean() + image_embeddings.mean() + point_labels.mean()
+        unused = (
+            (has_mask_input[:, None, None, None] * mask_input).mean() + image_embeddings.mean() + point_labels.mean()
+        )
         logits = logits + 0.0 * unused
         jitter = 0.01 * centre[:, 0:1] / 256.0 + 0.01 * 1.41421356 * centre[:, 1:2] / 256.0
         iou = torch.tensor(IOU_BASE)[None, :] + jitter
@@ -51,12 +53,22 @@ class DiscDecoder(nn.Module):
 def convert_synthetic(directory: Path) -> tuple[Path, Path]:
     """Save both modules as IR with the real models' input names and dynamic shapes."""
     encoder = ov.convert_model(ZeroEncoder(), example_input=torch.zeros(1, 3, 1024, 1024), input=[(1, 3, 1024, 1024)])
-    example = (torch.zeros(1, 256, 64, 64), torch.rand(2, 2, 2) * 1024, torch.ones(2, 2), torch.zeros(2, 1, 256, 256), torch.zeros(2))
+    example = (
+        torch.zeros(1, 256, 64, 64),
+        torch.rand(2, 2, 2) * 1024,
+        torch.ones(2, 2),
+        torch.zeros(2, 1, 256, 256),
+        torch.zeros(2),
+    )
     shapes = [[1, 256, 64, 64], [-1, -1, 2], [-1, -1], [-1, 1, 256, 256], [-1]]
     decoder = ov.convert_model(DiscDecoder(), example_input=example, input=[(shape, ov.Type.f32) for shape in shapes])
     for model, inputs, outputs in (
         (encoder, ["image"], ["image_embeddings"]),
-        (decoder, ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input"], ["masks", "iou_predictions"]),
+        (
+            decoder,
+            ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input"],
+            ["masks", "iou_predictions"],
+        ),
     ):
         for port, name in zip(model.inputs, inputs, strict=True):
             port.get_tensor().set_names({name})
@@ -74,9 +86,13 @@ def patch_upstream_generator(generator) -> None:
     predictor.model.image_encoder = ZeroEncoder()
     decoder = DiscDecoder()
 
-    def predict_torch(point_coords, point_labels, boxes=None, mask_input=None, multimask_output=True, return_logits=False):
+    def predict_torch(
+        point_coords, point_labels, boxes=None, mask_input=None, multimask_output=True, return_logits=False
+    ):
         batch = point_coords.shape[0]
-        coords = torch.cat([point_coords.float(), torch.zeros(batch, 1, 2)], dim=1)  # the prompt encoder's padding point
+        coords = torch.cat(
+            [point_coords.float(), torch.zeros(batch, 1, 2)], dim=1
+        )  # the prompt encoder's padding point
         labels = torch.cat([point_labels.float(), -torch.ones(batch, 1)], dim=1)
         logits, iou = decoder(predictor.features, coords, labels, torch.zeros(batch, 1, 256, 256), torch.zeros(batch))
         chosen = slice(1, None) if multimask_output else slice(0, 1)

@@ -15,9 +15,8 @@ from segment_anything.build_sam import _build_sam
 from benchmarks import compare, prompt_latency
 from benchmarks.compare_table import COLUMNS, failed_measurements, markdown
 from benchmarks.report import ROOT, peak_memory_mib, run_worker
-from utils.precision import cpu_description, isa_line, native_bf16
-
 from tests.helpers import make_test_images
+from utils.precision import cpu_description, isa_line, native_bf16
 
 
 def test_prompt_latency_benchmark_reports_every_row(sam, ir_f32):
@@ -47,7 +46,9 @@ def test_cpu_description_names_the_isa_and_decides_bf16_from_openvino():
 def tiny_sam():
     """SAM with a one-block, 32-wide image encoder: bf16 autocast on it takes seconds even where bf16 is emulated."""
     torch.manual_seed(0)
-    return _build_sam(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=1, encoder_global_attn_indexes=[0]).eval()
+    return _build_sam(
+        encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=1, encoder_global_attn_indexes=[0]
+    ).eval()
 
 
 @pytest.mark.parametrize("autocast", [False, True], ids=["f32", "bf16-autocast"])
@@ -64,10 +65,13 @@ def test_pytorch_row_measures_every_column_in_f32_and_under_bf16_autocast(tiny_s
 
 def test_failed_measurement_is_a_table_cell_and_a_failure():
     """A column that raises becomes "failed: ..." in the table and in result["failed"]; the others are measured."""
+
     def broken_throughput(preprocessed, images):
         raise RuntimeError("no throughput today")
 
-    parts = compare.RowParts(_InstantPredictor(), _InstantGenerator, broken_throughput, 1.0, compare.contextlib.nullcontext())
+    parts = compare.RowParts(
+        _InstantPredictor(), _InstantGenerator, broken_throughput, 1.0, compare.contextlib.nullcontext()
+    )
     image = make_test_images()["tiny"]
     row = compare.measure(parts, image, compare.settings(repeats=1, warmup=0, prompt_repeats=1, throughput_images=1))
     assert row["throughput_fps"] == {"error": "RuntimeError: no throughput today"}
@@ -103,8 +107,10 @@ def test_settings_reject_unknown_names_and_make_paths_absolute():
 def test_peak_memory_is_the_workers_own_also_under_a_large_parent():
     """ru_maxrss would report the parent's 1 GiB here on Linux; the worker holds about 300 MiB."""
     parent_ballast = np.ones(2**30 // 8)  # 1 GiB, touched
-    script = ("import numpy as np; from benchmarks.report import peak_memory_mib; "
-              "a = np.ones(300 * 2**20 // 8); print(peak_memory_mib())")
+    script = (
+        "import numpy as np; from benchmarks.report import peak_memory_mib; "
+        "a = np.ones(300 * 2**20 // 8); print(peak_memory_mib())"
+    )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     worker = float(done.stdout.strip())
     assert 300 < worker < 600, worker
@@ -119,8 +125,9 @@ def test_worker_failure_is_returned_not_raised():
 def test_compare_benchmark_writes_table_json_and_chart_with_every_row(tmp_path):
     """The one benchmark command on tiny settings, on the real-size model. Uses the repository's models/ folder,
     like the notebooks, so the plain and INT8 IR it makes are reused by notebook 06 instead of converted twice."""
-    tiny = compare.settings(repeats=1, warmup=0, prompt_repeats=1, amg_points_per_side=2, throughput_images=2,
-                            output_dir=tmp_path)
+    tiny = compare.settings(
+        repeats=1, warmup=0, prompt_repeats=1, amg_points_per_side=2, throughput_images=2, output_dir=tmp_path
+    )
     result = compare.run(tiny)
     assert list(result["rows"]) == list(compare.ROWS) and result["failed"] == []
     for name, row in result["rows"].items():

@@ -8,11 +8,10 @@ import io
 import pytest
 import torch
 
+from tests.http_server import FileServer
 from utils import checkpoints, prefetch
 from utils.checkpoints import RANDOM_WEIGHTS_ENV, Checkpoint, CheckpointError, load_sam
 from utils.download import MIRROR_ENV
-
-from tests.http_server import FileServer
 
 
 def test_registry_matches_design():
@@ -60,7 +59,9 @@ def served_checkpoint(monkeypatch, tmp_path):
 
         def publish(payload: bytes) -> Checkpoint:
             server.files["/sam_vit_b_01ec64.pth"] = payload
-            entry = Checkpoint("vit_b", f"{server.url}/sam_vit_b_01ec64.pth", hashlib.sha256(payload).hexdigest(), len(payload))
+            entry = Checkpoint(
+                "vit_b", f"{server.url}/sam_vit_b_01ec64.pth", hashlib.sha256(payload).hexdigest(), len(payload)
+            )
             monkeypatch.setitem(checkpoints.CHECKPOINTS, "vit_b", entry)
             return entry
 

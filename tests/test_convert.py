@@ -7,10 +7,9 @@ import json
 import numpy as np
 import openvino as ov
 
+from tests.helpers import F32
 from utils.checkpoints import ir_directory, weights_id
 from utils.convert import STAMP_FILE, convert_sam, ensure_sam_ir, ir_is_current
-
-from tests.helpers import F32
 
 
 def port_shapes(ports) -> dict[str, str]:
@@ -102,4 +101,7 @@ def test_ensure_sam_ir_reuses_stamped_ir_without_torch(ir_f32, tmp_path, monkeyp
         raise AssertionError("load_sam must not run when the IR is current")
 
     monkeypatch.setattr("utils.convert.load_sam", fail)
-    assert ensure_sam_ir("vit_b", tmp_path, compress_to_fp16=False) == (target / "image_encoder.xml", target / "prompt_decoder.xml")
+    assert ensure_sam_ir("vit_b", tmp_path, compress_to_fp16=False) == (
+        target / "image_encoder.xml",
+        target / "prompt_decoder.xml",
+    )

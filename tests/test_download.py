@@ -6,9 +6,8 @@ import hashlib
 
 import pytest
 
-from utils.download import MIRROR_ENV, ChecksumError, DownloadError, download_file
-
 from tests.http_server import FileServer, refused_url
+from utils.download import MIRROR_ENV, ChecksumError, DownloadError, download_file
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, several chunks
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

@@ -15,10 +15,9 @@ import openvino as ov
 import pytest
 import torch
 
+from tests.helpers import F32
 from utils.convert import _convert_encoder
 from utils.export_wrappers import sdpa_attention
-
-from tests.helpers import F32
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +27,16 @@ def small_sam():
 
     torch.manual_seed(0)
     encoder = ImageEncoderViT(
-        embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0, out_chans=256, qkv_bias=True,
-        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True, window_size=14, global_attn_indexes=(1,),
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        mlp_ratio=2.0,
+        out_chans=256,
+        qkv_bias=True,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+        use_rel_pos=True,
+        window_size=14,
+        global_attn_indexes=(1,),
     ).eval()
     for name, parameter in encoder.named_parameters():
         if "rel_pos" in name:

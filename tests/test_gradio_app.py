@@ -8,10 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.helpers import F32
 from utils.gradio_app import build_gradio_app
 from utils.predictor import OVSamPredictor
-
-from tests.helpers import F32
 
 
 def free_port() -> int:
@@ -23,6 +22,7 @@ def free_port() -> int:
 def test_segment_api_returns_the_direct_predict_mask(synthetic_ir, tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
 
     image = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
     image_path = tmp_path / "image.png"
@@ -35,6 +35,9 @@ def test_segment_api_returns_the_direct_predict_mask(synthetic_ir, tmp_path, mon
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         result_path = client.predict(handle_file(str(image_path)), prompts, api_name="/segment")
+        bad_prompts = {"points": [[120.0, 90.0]], "labels": [1, 0], "box": None}
+        with pytest.raises(AppError, match="point_labels"):  # the handlers' one error path: shown, not a traceback
+            client.predict(handle_file(str(image_path)), bad_prompts, api_name="/segment")
     finally:
         app.close()
 

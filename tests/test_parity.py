@@ -28,11 +28,15 @@ def scaled_prompts(shape: tuple[int, int]) -> dict[str, dict]:
     box = np.array([0.25 * w, 0.45 * h, 0.45 * w, 0.75 * h])
     return {
         "one_point": dict(point_coords=np.array([at(0.3, 0.5)]), point_labels=np.array([1])),
-        "three_points": dict(point_coords=np.array([at(0.3, 0.5), at(0.6, 0.55), at(0.1, 0.8)]), point_labels=np.array([1, 1, 1])),
+        "three_points": dict(
+            point_coords=np.array([at(0.3, 0.5), at(0.6, 0.55), at(0.1, 0.8)]), point_labels=np.array([1, 1, 1])
+        ),
         "negative_point": dict(point_coords=np.array([at(0.3, 0.5), at(0.7, 0.3)]), point_labels=np.array([1, 0])),
         "box": dict(box=box),
         "box_and_negative_point": dict(box=box, point_coords=np.array([at(0.35, 0.6)]), point_labels=np.array([0])),
-        "box_and_points": dict(box=box, point_coords=np.array([at(0.35, 0.6), at(0.3, 0.5)]), point_labels=np.array([0, 1])),
+        "box_and_points": dict(
+            box=box, point_coords=np.array([at(0.35, 0.6), at(0.3, 0.5)]), point_labels=np.array([0, 1])
+        ),
     }
 
 

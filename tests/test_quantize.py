@@ -10,12 +10,11 @@ import numpy as np
 import openvino as ov
 import pytest
 
+from tests.helpers import DATA, make_test_images
 from utils.checkpoints import ir_directory, weights_id
 from utils.convert import STAMP_FILE
 from utils.predictor import OVSamPredictor
 from utils.quantize import INT8_ENCODER_XML, CalibrationError, calibration_images, ensure_int8_encoder
-
-from tests.helpers import DATA, make_test_images
 
 
 def test_missing_calibration_folder(tmp_path):

@@ -26,8 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = "notebooks/04-interactive-segmentation.ipynb"
 CHROMIUM = os.environ.get("SAM_OV_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 NOTEBOOK_TIMEOUT_S = 900  # a fresh checkout converts SAM first (about 3 minutes on 2 cores)
 
@@ -41,8 +47,17 @@ def free_port() -> int:
 def isolated_environment(tmp: Path) -> dict[str, str]:
     """Jupyter and matplotlib folders inside ``tmp``, so the user's settings are neither read nor written."""
     env = dict(os.environ)
-    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
-                 "JUPYTERLAB_WORKSPACES_DIR", "MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+    for name in (
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_DATA_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "JUPYTERLAB_SETTINGS_DIR",
+        "JUPYTERLAB_WORKSPACES_DIR",
+        "MPLCONFIGDIR",
+        "XDG_CONFIG_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_DATA_HOME",
+    ):
         env[name] = str(tmp / name.lower())
         Path(env[name]).mkdir(parents=True)
     settings = {  # no news pop-up, and never autosave the notebook with this run's outputs
@@ -63,9 +78,21 @@ class JupyterServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(tmp / "jupyter.log", "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={self.port}",
-             "--ServerApp.ip=127.0.0.1", "--ServerApp.allow_root=True", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={ROOT}"],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                "--ServerApp.allow_root=True",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={ROOT}",
+            ],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def api(self, path: str):
@@ -111,10 +138,16 @@ class KernelProbe:
         self.client.start_channels()
 
     def state(self) -> dict:
-        code = "import json as _j; print(_j.dumps({'points': widget.points, 'labels': widget.labels, 'box': widget.box}))"
+        code = (
+            "import json as _j; print(_j.dumps({'points': widget.points, 'labels': widget.labels, 'box': widget.box}))"
+        )
         lines = []
         self.client.execute_interactive(
-            code, timeout=60, output_hook=lambda msg: lines.append(msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None
+            code,
+            timeout=60,
+            output_hook=lambda msg: (
+                lines.append(msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None
+            ),
         )
         return json.loads("".join(lines))
 
@@ -125,20 +158,25 @@ class KernelProbe:
 def canvas_geometry(page) -> dict:
     return page.evaluate(
         """() => { const c = document.querySelector('.sam-widget canvas'); const r = c.getBoundingClientRect();
-                   return {left: r.left, top: r.top, width: r.width, height: r.height, natural_w: c.width, natural_h: c.height}; }"""
+                   return {left: r.left, top: r.top, width: r.width, height: r.height,
+                           natural_w: c.width, natural_h: c.height}; }"""
     )
 
 
 def screen_point(geometry: dict, x: float, y: float) -> tuple[int, int]:
     """The whole screen pixel nearest to image pixel (x, y): browsers report mouse positions in whole pixels."""
-    return (round(geometry["left"] + x * geometry["width"] / geometry["natural_w"]),
-            round(geometry["top"] + y * geometry["height"] / geometry["natural_h"]))
+    return (
+        round(geometry["left"] + x * geometry["width"] / geometry["natural_w"]),
+        round(geometry["top"] + y * geometry["height"] / geometry["natural_h"]),
+    )
 
 
 def image_point(geometry: dict, screen_x: float, screen_y: float) -> list[float]:
     """The image pixel a click at this screen position means, when the canvas is shown scaled."""
-    return [(screen_x - geometry["left"]) * geometry["natural_w"] / geometry["width"],
-            (screen_y - geometry["top"]) * geometry["natural_h"] / geometry["height"]]
+    return [
+        (screen_x - geometry["left"]) * geometry["natural_w"] / geometry["width"],
+        (screen_y - geometry["top"]) * geometry["natural_h"] / geometry["height"],
+    ]
 
 
 def canvas_pixels(page) -> str:
@@ -153,7 +191,8 @@ def wait_for_new_mask(page, before: int, timeout_ms: int = 60_000) -> None:
     """Wait until the canvas has repainted with the mask Python sent back (widget.js counts these)."""
     page.wait_for_function(
         "(before) => Number(document.querySelector('.sam-widget').dataset.maskShown || 0) > before",
-        arg=before, timeout=timeout_ms,
+        arg=before,
+        timeout=timeout_ms,
     )
 
 
@@ -174,7 +213,10 @@ def test_widget_in_jupyterlab(tmp_path):
         server.wait_until_up()
         with sync_playwright() as playwright:
             context = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+                str(tmp_path / "chromium-profile"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_FLAGS,
                 viewport={"width": 1300, "height": 1000},
             )
             try:
@@ -240,8 +282,10 @@ def test_widget_in_jupyterlab(tmp_path):
                 page.screenshot(path=str(tmp_path / "widget.png"))
                 act(lambda: page.click(".sam-widget .sam-undo"), clicked, [1, 0], None)
                 act(lambda: page.click(".sam-widget .sam-reset"), [], [], None)
-                print(f"\nclick-to-repaint latency, ms: median {statistics.median(latencies[:3]):.0f} over point, "
-                      f"right click and drag: {[round(value) for value in latencies]}")
+                print(
+                    f"\nclick-to-repaint latency, ms: median {statistics.median(latencies[:3]):.0f} over point, "
+                    f"right click and drag: {[round(value) for value in latencies]}"
+                )
                 print(f"browser test took {time.monotonic() - started:.0f} s; screenshot {tmp_path / 'widget.png'}")
             finally:
                 context.close()

@@ -24,7 +24,9 @@ def fixed_prompts(image: np.ndarray) -> dict[str, dict]:
             point_labels=np.array([1, 1, 0]),
         ),
         "box": dict(box=box),
-        "box + negative point": dict(box=box, point_coords=np.array([[0.32 * w, 0.62 * h]]), point_labels=np.array([0])),
+        "box + negative point": dict(
+            box=box, point_coords=np.array([[0.32 * w, 0.62 * h]]), point_labels=np.array([0])
+        ),
     }
 
 

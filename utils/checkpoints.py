@@ -147,8 +147,8 @@ def load_sam(
     nothing is downloaded and a warning says the masks will be meaningless.
     """
     checkpoint = get_checkpoint(model_type)
-    from segment_anything import sam_model_registry
     import torch
+    from segment_anything import sam_model_registry
 
     seed = random_weights_seed()
     if seed is not None:

@@ -157,9 +157,10 @@ def convert_sam(
         ("convert image encoder", lambda: _convert_encoder(sam, fused_attention), ENCODER_XML),
         ("convert prompt decoder", lambda: _convert_decoder(sam), DECODER_XML),
     ]
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".converting-") as tmp, tqdm(
-        total=2 * len(steps), desc="SAM to OpenVINO", disable=not show_progress
-    ) as bar:
+    with (
+        tempfile.TemporaryDirectory(dir=output_dir, prefix=".converting-") as tmp,
+        tqdm(total=2 * len(steps), desc="SAM to OpenVINO", disable=not show_progress) as bar,
+    ):
         for description, convert, filename in steps:
             bar.set_postfix_str(description)
             model = convert()
@@ -170,7 +171,9 @@ def convert_sam(
             bar.update()
         for filename in (ENCODER_XML, DECODER_XML):
             for suffix in (".xml", ".bin"):
-                os.replace(Path(tmp) / Path(filename).with_suffix(suffix), output_dir / Path(filename).with_suffix(suffix))
+                os.replace(
+                    Path(tmp) / Path(filename).with_suffix(suffix), output_dir / Path(filename).with_suffix(suffix)
+                )
     write_text_atomically(output_dir / STAMP_FILE, json.dumps(stamp, indent=2))
     return encoder_xml, decoder_xml
 
@@ -204,7 +207,12 @@ def ensure_sam_ir(
         return output_dir / ENCODER_XML, output_dir / DECODER_XML
     sam = load_sam(model_type, Path(models_dir) / "checkpoints", show_progress=show_progress)
     return convert_sam(
-        sam, output_dir, compress_to_fp16, weights_id=weights, show_progress=show_progress, fused_attention=fused_attention
+        sam,
+        output_dir,
+        compress_to_fp16,
+        weights_id=weights,
+        show_progress=show_progress,
+        fused_attention=fused_attention,
     )
 
 

@@ -122,9 +122,12 @@ def _fetch_into(
     digest = hashlib.sha256()
     received = 0
     try:
-        with open(part, "wb") as out, tqdm(
-            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=description, disable=not show_progress
-        ) as bar:
+        with (
+            open(part, "wb") as out,
+            tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=description, disable=not show_progress
+            ) as bar,
+        ):
             for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
                 out.write(chunk)
                 digest.update(chunk)

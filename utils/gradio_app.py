@@ -10,6 +10,7 @@ stateless API call, ``/segment``, which `gradio_client` can use:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import gradio as gr
@@ -20,6 +21,7 @@ from utils.transforms import to_rgb_uint8
 
 OVERLAY_RGB = np.array([30, 144, 255], dtype=np.float32)
 EMPTY_PROMPTS = {"points": [], "labels": [], "box": None}
+NO_IMAGE_MESSAGE = "Upload an image first."
 
 
 class _Session:
@@ -38,7 +40,7 @@ class _Session:
         return image
 
     def mask(self, image: np.ndarray, prompts: dict) -> np.ndarray:
-        """Best mask (HxW bool) for prompts {"points": [[x, y]], "labels": [1 or 0], "box": [x0, y0, x1, y1] or None}."""
+        """Best mask (HxW bool) for {"points": [[x, y]], "labels": [1 or 0], "box": [x0, y0, x1, y1] or None}."""
         self.set_image(image)
         arguments = prompts_to_arguments(prompts.get("points"), prompts.get("labels"), prompts.get("box"))
         if not arguments:
@@ -54,41 +56,45 @@ def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return shown.round().astype(np.uint8)
 
 
+@contextlib.contextmanager
+def _shown_as_gradio_errors(image: np.ndarray | None):
+    """The one error path of every handler: no image, or a ValueError (bad image or prompt), becomes a gr.Error
+    that the page shows, instead of a traceback in the server log."""
+    if image is None:
+        raise gr.Error(NO_IMAGE_MESSAGE)
+    try:
+        yield
+    except ValueError as err:
+        raise gr.Error(str(err)) from err
+
+
 def build_gradio_app(predictor: OVSamPredictor) -> gr.Blocks:
     """Build (not launch) the demo; call ``.launch(server_name="127.0.0.1")`` on the result."""
     session = _Session(predictor)
 
     def segment(image: np.ndarray | None, prompts: dict | None) -> np.ndarray:
-        if image is None:
-            raise gr.Error("Upload an image first.")
-        try:
+        with _shown_as_gradio_errors(image):
             return session.mask(image, prompts or EMPTY_PROMPTS).astype(np.uint8) * 255
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
 
     def on_upload(image: np.ndarray | None):
         if image is not None:
-            try:
+            with _shown_as_gradio_errors(image):
                 session.set_image(image)
-            except ValueError as err:
-                raise gr.Error(str(err)) from err
         return dict(EMPTY_PROMPTS), image
 
     def on_click(image: np.ndarray | None, prompts: dict, mode: str, event: gr.SelectData):
-        if image is None:
-            raise gr.Error("Upload an image first.")
-        prompts = {**prompts, "points": prompts["points"] + [list(event.index)],
-                   "labels": prompts["labels"] + [1 if mode == "foreground" else 0]}
-        return prompts, overlay(to_rgb_uint8(image), session.mask(image, prompts))
+        with _shown_as_gradio_errors(image):
+            prompts = {
+                **prompts,
+                "points": prompts["points"] + [list(event.index)],
+                "labels": prompts["labels"] + [1 if mode == "foreground" else 0],
+            }
+            return prompts, overlay(to_rgb_uint8(image), session.mask(image, prompts))
 
     def on_box(image: np.ndarray | None, prompts: dict, x0: float, y0: float, x1: float, y1: float):
-        if image is None:
-            raise gr.Error("Upload an image first.")
-        prompts = {**prompts, "box": [x0, y0, x1, y1]}
-        try:
+        with _shown_as_gradio_errors(image):
+            prompts = {**prompts, "box": [x0, y0, x1, y1]}
             return prompts, overlay(to_rgb_uint8(image), session.mask(image, prompts))
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
 
     with gr.Blocks(title="Segment Anything with OpenVINO") as app:
         gr.Markdown("## Segment Anything with OpenVINO\nUpload an image, then click on it; choose what a click means.")

@@ -183,8 +183,8 @@ class OVSamPredictor:
         """Run the decoder on a batch of prompts; returns low-res logits [B,C,256,256] and scores [B,C].
 
         Large batches go through the decoder DECODER_CHUNK prompts at a time: OpenVINO's
-        working memory grows by about 55 MB per prompt in a call (measured with vit_b: 2.6 GB
-        of peak RSS for 16, 5.2 GB for 64, 15.6 GB for 256), while 16 at a time is as fast.
+        working memory grows with the prompts in one call while the time per prompt does not
+        (`python -m benchmarks.amg_speed` measures peak memory by points_per_batch).
         """
         coords, labels = self._prompt_tensors(points, boxes)
         chosen = slice(1, None) if multimask_output else slice(0, 1)
@@ -267,9 +267,7 @@ def _validate_points(
     coords = np.asarray(point_coords)
     labels = np.asarray(point_labels)
     if not (np.issubdtype(coords.dtype, np.number) and np.issubdtype(labels.dtype, np.number)):
-        raise TypeError(
-            f"point_coords and point_labels must be numeric, got dtypes {coords.dtype} and {labels.dtype}."
-        )
+        raise TypeError(f"point_coords and point_labels must be numeric, got dtypes {coords.dtype} and {labels.dtype}.")
     if coords.ndim != 2 or coords.shape[1] != 2 or coords.shape[0] == 0:
         raise ValueError(f"point_coords must have shape [N, 2] (x, y) with N >= 1, got {coords.shape}.")
     if labels.shape != (coords.shape[0],):
@@ -292,7 +290,9 @@ def _validate_boxes(box: np.ndarray, expected_single: bool) -> np.ndarray:
     else:
         valid_shape = boxes.ndim == 2 and boxes.shape[1] == 4
     if not np.issubdtype(boxes.dtype, np.number) or not valid_shape or boxes.size == 0:
-        raise ValueError(f"box must be numeric with shape {expected} as (x0, y0, x1, y1), got {boxes.shape} {boxes.dtype}.")
+        raise ValueError(
+            f"box must be numeric with shape {expected} as (x0, y0, x1, y1), got {boxes.shape} {boxes.dtype}."
+        )
     boxes = boxes.reshape(-1, 4).astype(np.float32)
     if not np.all(np.isfinite(boxes)):
         raise ValueError("box contains NaN or infinite values.")
