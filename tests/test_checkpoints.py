@@ -12,6 +12,7 @@ from tests.http_server import FileServer
 from utils import checkpoints, prefetch
 from utils.checkpoints import RANDOM_WEIGHTS_ENV, Checkpoint, CheckpointError, load_sam
 from utils.download import MIRROR_ENV
+from utils.ir_store import ir_directory
 
 
 def test_registry_matches_design():
@@ -30,10 +31,11 @@ def test_unknown_model_type_lists_valid_ones():
 def test_random_weights_switch(monkeypatch, tmp_path):
     monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "7")
     assert checkpoints.weights_id("vit_b") == "vit_b:random-seed-7"
-    assert checkpoints.ir_directory("vit_b", tmp_path) == tmp_path / "sam_vit_b-random-seed7"
+    assert ir_directory("vit_b", tmp_path) == tmp_path / "sam_vit_b-random-seed7"
+    assert ir_directory("vit_b", tmp_path, fused_attention=False) == tmp_path / "sam_vit_b-random-seed7-plain-attention"
     monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "")
     assert checkpoints.weights_id("vit_b").endswith(checkpoints.CHECKPOINTS["vit_b"].sha256)
-    assert checkpoints.ir_directory("vit_b", tmp_path) == tmp_path / "sam_vit_b"
+    assert ir_directory("vit_b", tmp_path) == tmp_path / "sam_vit_b"
     assert "official checkpoint" in checkpoints.describe_weights("vit_b")
     monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "3")
     assert "MEANINGLESS" in checkpoints.describe_weights("vit_b")

@@ -8,8 +8,9 @@ import numpy as np
 import openvino as ov
 
 from tests.helpers import F32
-from utils.checkpoints import ir_directory, weights_id
-from utils.convert import STAMP_FILE, convert_sam, ensure_sam_ir, ir_is_current
+from utils.checkpoints import weights_id
+from utils.convert import convert_sam, ensure_sam_ir
+from utils.ir_store import STAMP_FILE, ir_directory, ir_is_current, read_stamp
 
 
 def port_shapes(ports) -> dict[str, str]:
@@ -81,10 +82,10 @@ def test_convert_skips_when_stamp_matches(sam, ir_f32):
 
 def test_stamp_mismatch_means_not_current(ir_f32):
     output_dir = ir_f32[0].parent
-    weights = json.loads((output_dir / STAMP_FILE).read_text())["weights"]
-    assert ir_is_current(output_dir, weights, compress_to_fp16=False)
-    assert not ir_is_current(output_dir, weights, compress_to_fp16=True)
-    assert not ir_is_current(output_dir, "vit_b:random-seed-1", compress_to_fp16=False)
+    stamp = read_stamp(output_dir / STAMP_FILE)
+    assert ir_is_current(output_dir, stamp)
+    for key, other in (("compress_to_fp16", True), ("weights", "vit_b:random-seed-1"), ("openvino", "2020.1")):
+        assert not ir_is_current(output_dir, {**stamp, key: other}), key
 
 
 def test_ensure_sam_ir_reuses_stamped_ir_without_torch(ir_f32, tmp_path, monkeypatch):

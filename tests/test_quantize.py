@@ -11,8 +11,8 @@ import openvino as ov
 import pytest
 
 from tests.helpers import DATA, make_test_images
-from utils.checkpoints import ir_directory, weights_id
-from utils.convert import STAMP_FILE
+from utils.checkpoints import weights_id
+from utils.ir_store import STAMP_FILE, ir_directory
 from utils.predictor import OVSamPredictor
 from utils.quantize import INT8_ENCODER_XML, CalibrationError, calibration_images, ensure_int8_encoder
 

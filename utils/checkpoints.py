@@ -9,6 +9,7 @@ checkpoint server; a loud warning is printed every time it is active.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from dataclasses import dataclass
@@ -110,13 +111,6 @@ def describe_weights(model_type: str) -> str:
     return f"SAM {model_type} with the official checkpoint {get_checkpoint(model_type).url}"
 
 
-def ir_directory(model_type: str, models_dir: str | os.PathLike = "models") -> Path:
-    """Folder for a model's IR; random-weight IR gets its own so it never replaces real IR."""
-    seed = random_weights_seed()
-    suffix = "" if seed is None else f"-random-seed{seed}"
-    return Path(models_dir) / f"sam_{model_type}{suffix}"
-
-
 def _randomise_rel_pos(sam: "Sam", std: float = 0.02) -> "Sam":
     """Give the ViT's relative-position tables random values, as a trained checkpoint has.
 
@@ -135,6 +129,17 @@ def _randomise_rel_pos(sam: "Sam", std: float = 0.02) -> "Sam":
     return sam
 
 
+def _require_full_install() -> None:
+    """One clear sentence where the light install (no PyTorch) reaches a step that needs it."""
+    missing = [name for name in ("torch", "segment_anything") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModuleNotFoundError(
+            f"This step builds SAM in PyTorch, and this Python has no {' or '.join(missing)}: it is the light install. "
+            "Install the full one (pip install -r requirements.txt -c constraints.txt), or, for notebooks 02 to 05, "
+            "point SAM_OV_MIRROR at a workshop kit with ready IR (python -m utils.prefetch KIT --with-ir)."
+        )
+
+
 def load_sam(
     model_type: str = "vit_b",
     checkpoint_dir: str | os.PathLike = DEFAULT_CHECKPOINT_DIR,
@@ -147,6 +152,7 @@ def load_sam(
     nothing is downloaded and a warning says the masks will be meaningless.
     """
     checkpoint = get_checkpoint(model_type)
+    _require_full_install()
     import torch
     from segment_anything import sam_model_registry
 

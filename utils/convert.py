@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,17 +24,21 @@ from typing import TYPE_CHECKING
 import openvino as ov
 from tqdm.auto import tqdm
 
-from utils.checkpoints import ir_directory, load_sam, weights_id
+from utils.checkpoints import load_sam, weights_id
+from utils.ir_store import (
+    DECODER_XML,
+    ENCODER_XML,
+    STAMP_FILE,
+    conversion_stamp,
+    ir_directory,
+    ir_is_current,
+    staged_files,
+    take_from_kit,
+    write_text_atomically,
+)
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
-
-ENCODER_XML = "image_encoder.xml"
-DECODER_XML = "prompt_decoder.xml"
-STAMP_FILE = "conversion.json"
-PLAIN_ATTENTION_SUFFIX = "-plain-attention"
-EXPORT_VERSION = 2
-"""Bump when the wrappers change, so IR made by older code is rebuilt."""
 
 
 @contextlib.contextmanager
@@ -93,32 +96,6 @@ def _state_dict_sha256(sam: "Sam") -> str:
     return f"state-dict-sha256-{digest.hexdigest()}"
 
 
-def _stamp(weights: str, compress_to_fp16: bool, fused_attention: bool) -> dict:
-    return {
-        "weights": weights,
-        "compress_to_fp16": compress_to_fp16,
-        "fused_attention": fused_attention,
-        "export_version": EXPORT_VERSION,
-        "openvino": ov.get_version(),
-    }
-
-
-def ir_is_current(
-    output_dir: str | os.PathLike, weights: str, compress_to_fp16: bool, fused_attention: bool = True
-) -> bool:
-    """True when ``output_dir`` holds complete IR stamped with these weights and options."""
-    output_dir = Path(output_dir)
-    stamp_path = output_dir / STAMP_FILE
-    files = [output_dir / name for name in (ENCODER_XML, DECODER_XML)]
-    files += [path.with_suffix(".bin") for path in files]
-    if not stamp_path.is_file() or not all(path.is_file() for path in files):
-        return False
-    try:
-        return json.loads(stamp_path.read_text()) == _stamp(weights, compress_to_fp16, fused_attention)
-    except json.JSONDecodeError:
-        return False
-
-
 def convert_sam(
     sam: "Sam",
     output_dir: str | os.PathLike,
@@ -146,42 +123,31 @@ def convert_sam(
     """
     output_dir = Path(output_dir)
     encoder_xml, decoder_xml = output_dir / ENCODER_XML, output_dir / DECODER_XML
-    weights = weights_id or _state_dict_sha256(sam)
-    stamp = _stamp(weights, compress_to_fp16, fused_attention)
-    if ir_is_current(output_dir, weights, compress_to_fp16, fused_attention):
+    stamp = conversion_stamp(weights_id or _state_dict_sha256(sam), compress_to_fp16, fused_attention)
+    if ir_is_current(output_dir, stamp):
         return encoder_xml, decoder_xml
 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / STAMP_FILE).unlink(missing_ok=True)
     steps = [
-        ("convert image encoder", lambda: _convert_encoder(sam, fused_attention), ENCODER_XML),
-        ("convert prompt decoder", lambda: _convert_decoder(sam), DECODER_XML),
+        ("convert image encoder", lambda: _convert_encoder(sam, fused_attention)),
+        ("convert prompt decoder", lambda: _convert_decoder(sam)),
     ]
+    names = [Path(name).with_suffix(suffix).name for name in (ENCODER_XML, DECODER_XML) for suffix in (".bin", ".xml")]
     with (
-        tempfile.TemporaryDirectory(dir=output_dir, prefix=".converting-") as tmp,
+        staged_files(output_dir, names, prefix=".converting-") as staged,
         tqdm(total=2 * len(steps), desc="SAM to OpenVINO", disable=not show_progress) as bar,
     ):
-        for description, convert, filename in steps:
+        for (description, convert), xml in zip(steps, staged[1::2]):
             bar.set_postfix_str(description)
             model = convert()
             bar.update()
-            bar.set_postfix_str(f"save {filename}")
-            ov.save_model(model, Path(tmp) / filename, compress_to_fp16=compress_to_fp16)
+            bar.set_postfix_str(f"save {xml.name}")
+            ov.save_model(model, xml, compress_to_fp16=compress_to_fp16)
             del model
             bar.update()
-        for filename in (ENCODER_XML, DECODER_XML):
-            for suffix in (".xml", ".bin"):
-                os.replace(
-                    Path(tmp) / Path(filename).with_suffix(suffix), output_dir / Path(filename).with_suffix(suffix)
-                )
     write_text_atomically(output_dir / STAMP_FILE, json.dumps(stamp, indent=2))
     return encoder_xml, decoder_xml
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def ensure_sam_ir(
@@ -195,15 +161,16 @@ def ensure_sam_ir(
 
     This is what a notebook calls to "make the IR it needs if it is missing": when
     the stamp in ``models/sam_<type>/`` matches the current weights (checkpoint
-    digest, or the random seed), it returns at once without importing torch.
+    digest, or the random seed), it returns at once without importing torch. Next it
+    looks in the workshop kit (``$SAM_OV_MIRROR/ir``, see `utils.ir_store.take_from_kit`);
+    only then does it load SAM and convert, which needs PyTorch.
     The plain-attention export, kept for comparison, lives in its own folder
     (``sam_<type>-plain-attention``) so the two never replace each other.
     """
-    output_dir = ir_directory(model_type, models_dir)
-    if not fused_attention:
-        output_dir = output_dir.with_name(output_dir.name + PLAIN_ATTENTION_SUFFIX)
+    output_dir = ir_directory(model_type, models_dir, fused_attention)
     weights = weights_id(model_type)
-    if ir_is_current(output_dir, weights, compress_to_fp16, fused_attention):
+    stamp = conversion_stamp(weights, compress_to_fp16, fused_attention)
+    if ir_is_current(output_dir, stamp) or take_from_kit(output_dir, stamp):
         return output_dir / ENCODER_XML, output_dir / DECODER_XML
     sam = load_sam(model_type, Path(models_dir) / "checkpoints", show_progress=show_progress)
     return convert_sam(
@@ -216,4 +183,4 @@ def ensure_sam_ir(
     )
 
 
-__all__ = ["convert_sam", "ensure_sam_ir", "ir_is_current", "ENCODER_XML", "DECODER_XML"]
+__all__ = ["convert_sam", "ensure_sam_ir"]

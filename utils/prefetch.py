@@ -1,27 +1,31 @@
-"""Fill a workshop mirror folder with everything the notebooks download.
+"""Fill a workshop kit: the checkpoints every notebook downloads and, with ``--with-ir``, ready OpenVINO IR.
 
-    python -m utils.prefetch MIRROR_DIR                 # vit_b, what the notebooks use by default
-    python -m utils.prefetch MIRROR_DIR --models vit_b vit_l vit_h
+    python -m utils.prefetch KIT                          # vit_b checkpoint, what the notebooks use by default
+    python -m utils.prefetch KIT --models vit_b vit_l     # more model types
+    python -m utils.prefetch KIT --with-ir                # and converted IR, for the light install
 
-Copy the folder to each laptop (or a shared drive) and set
-``SAM_OV_MIRROR=MIRROR_DIR``: every `download_file` call then reads from it, with
-the same sha256 checks, and no network is needed.
+Copy the folder to each laptop (or a shared drive) and set ``SAM_OV_MIRROR=KIT``: every
+`download_file` call then reads from it, with the same sha256 checks, and no network is
+needed. With ``--with-ir`` the kit also holds the IR under ``KIT/ir/`` (made here, with the
+full install); `ensure_sam_ir` copies it from there when its stamp matches, so notebooks 02
+to 05 run on laptops with the light install (no PyTorch) and convert nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 from pathlib import Path
 
-from utils.checkpoints import CHECKPOINTS
+from utils.checkpoints import CHECKPOINTS, random_weights_seed
 from utils.download import MIRROR_ENV, download_file
+from utils.ir_store import KIT_IR_FOLDER, STAMP_FILE, ir_files, staged_files
 
 
 def prefetch(mirror_dir: str | Path, model_types: list[str], show_progress: bool = True) -> list[Path]:
     """Download (or verify) the checkpoints of ``model_types`` into ``mirror_dir``; return their paths."""
-    unknown = sorted(set(model_types) - set(CHECKPOINTS))
-    if unknown:
-        raise ValueError(f"Unknown model types {unknown}; choose from {sorted(CHECKPOINTS)}.")
+    _check_model_types(model_types)
     paths = []
     for model_type in model_types:
         checkpoint = CHECKPOINTS[model_type]
@@ -29,13 +33,58 @@ def prefetch(mirror_dir: str | Path, model_types: list[str], show_progress: bool
     return paths
 
 
+def add_ir(kit_dir: str | Path, model_types: list[str], models_dir: str | Path = "models") -> list[Path]:
+    """Put current IR of ``model_types`` into ``KIT/ir/``, converting in ``models_dir`` first where needed.
+
+    Conversion reads the checkpoints from the kit itself (fill it with `prefetch` first). Returns
+    the kit's IR folders. Each is written through a temporary folder, its stamp last.
+    """
+    from utils.convert import ensure_sam_ir  # needs PyTorch when it has to convert
+
+    _check_model_types(model_types)
+    folders = []
+    previous_mirror = os.environ.get(MIRROR_ENV)
+    os.environ[MIRROR_ENV] = str(kit_dir)  # the checkpoints just fetched, not the network
+    try:
+        for model_type in model_types:
+            encoder_xml, _ = ensure_sam_ir(model_type, models_dir)
+            source = encoder_xml.parent
+            target = Path(kit_dir) / KIT_IR_FOLDER / source.name
+            files = [*ir_files(source), source / STAMP_FILE]
+            with staged_files(target, [path.name for path in files], prefix=".kit-") as staged:
+                for original, copy in zip(files, staged):
+                    shutil.copyfile(original, copy)
+            folders.append(target)
+    finally:
+        if previous_mirror is None:
+            os.environ.pop(MIRROR_ENV, None)
+        else:
+            os.environ[MIRROR_ENV] = previous_mirror
+    return folders
+
+
+def _check_model_types(model_types: list[str]) -> None:
+    unknown = sorted(set(model_types) - set(CHECKPOINTS))
+    if unknown:
+        raise ValueError(f"Unknown model types {unknown}; choose from {sorted(CHECKPOINTS)}.")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m utils.prefetch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("mirror_dir", type=Path, help="folder to fill (created if missing)")
+    parser.add_argument("mirror_dir", type=Path, help="the kit folder to fill (created if missing)")
     parser.add_argument("--models", nargs="+", default=["vit_b"], choices=sorted(CHECKPOINTS), help="default: vit_b")
+    parser.add_argument("--with-ir", action="store_true", help="also put converted IR in the kit (needs PyTorch)")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="where to convert (default: models)")
     args = parser.parse_args(argv)
-    for path in prefetch(args.mirror_dir, args.models):
-        print(f"ready: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
+    if random_weights_seed() is None:
+        for path in prefetch(args.mirror_dir, args.models):
+            print(f"ready: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
+    else:
+        print("Random weights (SAM_RANDOM_WEIGHTS_SEED is set): no checkpoint is needed, none is fetched.")
+    if args.with_ir:
+        for folder in add_ir(args.mirror_dir, args.models, args.models_dir):
+            size = sum(path.stat().st_size for path in folder.iterdir()) / 2**20
+            print(f"ready: {folder} ({size:.0f} MiB of IR)")
     print(f"Use it with: export {MIRROR_ENV}={args.mirror_dir.resolve()}")
 
 

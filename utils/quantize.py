@@ -18,17 +18,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import openvino as ov
 
-from utils.convert import STAMP_FILE, ensure_sam_ir, write_text_atomically
+from utils.convert import ensure_sam_ir
+from utils.ir_store import (
+    INT8_ENCODER_XML,
+    INT8_STAMP_FILE,
+    STAMP_FILE,
+    read_stamp,
+    staged_files,
+    write_text_atomically,
+)
 from utils.transforms import encoder_input, read_rgb_image
 
-INT8_ENCODER_XML = "image_encoder_int8.xml"
-INT8_STAMP_FILE = "image_encoder_int8.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "data" / "calibration"
 DEFAULT_SUBSET_SIZE = 128
@@ -141,11 +146,11 @@ def ensure_int8_encoder(
     folder = encoder_xml.parent
     images = image_files(calibration_folder)[:subset_size]
     stamp = {
-        "source": json.loads((folder / STAMP_FILE).read_text()),
+        "source": read_stamp(folder / STAMP_FILE),
         "calibration": [path.name for path in images],
     }
     int8_xml, stamp_path = folder / INT8_ENCODER_XML, folder / INT8_STAMP_FILE
-    if _stamp_matches(stamp_path, stamp) and int8_xml.is_file() and int8_xml.with_suffix(".bin").is_file():
+    if read_stamp(stamp_path) == stamp and int8_xml.is_file() and int8_xml.with_suffix(".bin").is_file():
         return int8_xml
     stamp_path.unlink(missing_ok=True)
     quantize_encoder(encoder_xml, calibration_folder, subset_size, int8_xml)
@@ -153,20 +158,11 @@ def ensure_int8_encoder(
     return int8_xml
 
 
-def _stamp_matches(path: Path, stamp: dict) -> bool:
-    try:
-        return json.loads(path.read_text()) == stamp
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
 def _save_atomically(model: ov.Model, output_xml: Path) -> None:
     """Save into a temporary folder beside ``output_xml``, then move .bin before .xml into place."""
-    output_xml.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output_xml.parent, prefix=".quantizing-") as tmp:
-        ov.save_model(model, Path(tmp) / output_xml.name)
-        for suffix in (".bin", ".xml"):
-            os.replace(Path(tmp) / output_xml.with_suffix(suffix).name, output_xml.with_suffix(suffix))
+    names = [output_xml.with_suffix(".bin").name, output_xml.name]
+    with staged_files(output_xml.parent, names, prefix=".quantizing-") as (_, staged_xml):
+        ov.save_model(model, staged_xml)
 
 
 __all__ = [

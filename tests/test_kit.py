@@ -1,0 +1,114 @@
+"""The workshop kit: ready IR made by the full install, used by a light install (no PyTorch) that converts nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import DATA
+from utils import prefetch
+from utils.convert import ensure_sam_ir
+from utils.download import MIRROR_ENV
+from utils.ir_store import KIT_IR_FOLDER, STAMP_FILE, ir_directory
+
+ROOT = DATA.parent
+LIGHT_INSTALL = """
+import sys
+sys.modules["torch"] = None  # the light install: any import of torch fails
+sys.modules["segment_anything"] = None
+sys.path.insert(0, sys.argv[1])
+from utils.convert import ensure_sam_ir
+"""
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    """A kit made by the command a workshop organiser runs (random weights here, so no checkpoint is fetched)."""
+    kit_dir = tmp_path_factory.mktemp("kit")
+    prefetch.main([str(kit_dir), "--with-ir", "--models", "vit_b", "--models-dir", str(ROOT / "models")])
+    return kit_dir
+
+
+def run_light(script: str, kit_dir, models_dir) -> subprocess.CompletedProcess:
+    environment = {**os.environ, MIRROR_ENV: str(kit_dir)}
+    return subprocess.run(
+        [sys.executable, "-c", LIGHT_INSTALL + script, str(ROOT), str(models_dir)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_light_install_takes_the_ir_from_the_kit_and_segments(kit, tmp_path):
+    kit_folder = kit / KIT_IR_FOLDER / ir_directory("vit_b", ".").name
+    assert sorted(path.name for path in kit_folder.iterdir()) == [
+        STAMP_FILE,
+        "image_encoder.bin",
+        "image_encoder.xml",
+        "prompt_decoder.bin",
+        "prompt_decoder.xml",
+    ]
+    done = run_light(
+        """
+import numpy as np
+from utils.predictor import OVSamPredictor
+encoder_xml, decoder_xml = ensure_sam_ir("vit_b", sys.argv[2])
+predictor = OVSamPredictor(encoder_xml, decoder_xml)
+predictor.set_image(np.zeros((60, 90, 3), np.uint8))
+masks, scores, _ = predictor.predict(point_coords=np.array([[10, 10]]), point_labels=np.array([1]))
+print("segmented without torch:", masks.shape)
+""",
+        kit,
+        tmp_path / "models",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "segmented without torch: (3, 60, 90)" in done.stdout
+    copied = ir_directory("vit_b", tmp_path / "models")
+    assert (copied / STAMP_FILE).read_text() == (kit_folder / STAMP_FILE).read_text()
+    assert not list(copied.glob(".from-kit-*")), "a temporary folder was left behind"
+
+
+def test_incomplete_kit_names_the_missing_file_and_the_command(kit, tmp_path):
+    broken = tmp_path / "kit"
+    shutil.copytree(kit, broken)
+    (broken / KIT_IR_FOLDER / ir_directory("vit_b", ".").name / "prompt_decoder.bin").unlink()
+    done = run_light('ensure_sam_ir("vit_b", sys.argv[2])', broken, tmp_path / "models")
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "KitError" in last and "lacks prompt_decoder.bin" in last and "python -m utils.prefetch" in last
+
+
+def test_stale_kit_says_what_differs(kit, tmp_path, monkeypatch):
+    stale = tmp_path / "kit"
+    shutil.copytree(kit, stale)
+    stamp_path = stale / KIT_IR_FOLDER / ir_directory("vit_b", ".").name / STAMP_FILE
+    stamp = json.loads(stamp_path.read_text())
+    stamp["openvino"] = "2023.0.0"
+    stamp_path.write_text(json.dumps(stamp))
+
+    done = run_light('ensure_sam_ir("vit_b", sys.argv[2])', stale, tmp_path / "light-models")
+    last = done.stderr.strip().splitlines()[-1]
+    assert "KitError" in last and "stale" in last and "openvino '2023.0.0'" in last and "needs PyTorch" in last
+
+    # with the full install, a stale kit is skipped with a warning and the IR is converted here instead
+    monkeypatch.setenv(MIRROR_ENV, str(stale))
+
+    def convert_instead(*args, **kwargs):
+        raise RuntimeError("converting")
+
+    monkeypatch.setattr("utils.convert.load_sam", convert_instead)
+    with pytest.warns(UserWarning, match="stale"), pytest.raises(RuntimeError, match="converting"):
+        ensure_sam_ir("vit_b", tmp_path / "full-models")
+
+
+def test_light_install_without_a_kit_says_so_in_one_sentence(tmp_path):
+    done = run_light('ensure_sam_ir("vit_b", sys.argv[2])', tmp_path / "no-kit", tmp_path / "models")
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ModuleNotFoundError: This step builds SAM in PyTorch") and "workshop kit" in last

@@ -1,0 +1,153 @@
+"""One owner of the IR on disk: file names, the folder of each variant, the stamps, atomic writes, the workshop kit.
+
+Layout under ``models_dir`` (``models/`` in the notebooks):
+
+    sam_<type>[-random-seed<N>][-plain-attention]/
+        image_encoder.xml/.bin  prompt_decoder.xml/.bin  conversion.json      (utils/convert.py)
+        image_encoder_int8.xml/.bin  image_encoder_int8.json                   (utils/quantize.py)
+
+A stamp (``conversion.json``) names the weights, the export options, the export
+version and the OpenVINO version; IR is *current* only when its stamp matches what
+would be made now, so changed weights or a new OpenVINO rebuild it. Every file is
+written in a temporary folder beside its destination and moved into place, stamp
+last, so an interrupted run never leaves IR that looks finished.
+
+A workshop kit (``python -m utils.prefetch KIT --with-ir``) holds ready IR under
+``KIT/ir/<folder name>``. With ``SAM_OV_MIRROR=KIT`` set, `take_from_kit` copies it
+into ``models_dir`` when its stamp matches, so a light install without PyTorch runs
+the notebooks without converting anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import openvino as ov
+
+from utils.checkpoints import random_weights_seed
+from utils.download import MIRROR_ENV
+
+ENCODER_XML = "image_encoder.xml"
+DECODER_XML = "prompt_decoder.xml"
+STAMP_FILE = "conversion.json"
+INT8_ENCODER_XML = "image_encoder_int8.xml"
+INT8_STAMP_FILE = "image_encoder_int8.json"
+PLAIN_ATTENTION_SUFFIX = "-plain-attention"
+KIT_IR_FOLDER = "ir"
+EXPORT_VERSION = 2
+"""Bump when the export wrappers change, so IR made by older code is rebuilt."""
+
+
+class KitError(RuntimeError):
+    """The workshop kit cannot provide the IR; the message names the file and the command that makes it."""
+
+
+def ir_directory(model_type: str, models_dir: str | os.PathLike = "models", fused_attention: bool = True) -> Path:
+    """Folder for a model's IR. Random-weight IR and the plain-attention export get their own folders,
+    so they never replace the real, fused IR."""
+    seed = random_weights_seed()
+    name = f"sam_{model_type}" + ("" if seed is None else f"-random-seed{seed}")
+    return Path(models_dir) / (name + ("" if fused_attention else PLAIN_ATTENTION_SUFFIX))
+
+
+def ir_files(folder: Path) -> list[Path]:
+    """The four files of a converted model pair, .bin before .xml."""
+    return [
+        folder / Path(name).with_suffix(suffix) for name in (ENCODER_XML, DECODER_XML) for suffix in (".bin", ".xml")
+    ]
+
+
+def conversion_stamp(weights: str, compress_to_fp16: bool, fused_attention: bool) -> dict:
+    """What IR converted now, from these weights with these options, is stamped with."""
+    return {
+        "weights": weights,
+        "compress_to_fp16": compress_to_fp16,
+        "fused_attention": fused_attention,
+        "export_version": EXPORT_VERSION,
+        "openvino": ov.get_version(),
+    }
+
+
+def read_stamp(path: Path) -> dict | None:
+    """The stamp at ``path``, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def ir_is_current(folder: str | os.PathLike, stamp: dict) -> bool:
+    """True when ``folder`` holds all four IR files and a stamp equal to ``stamp``."""
+    folder = Path(folder)
+    return all(path.is_file() for path in ir_files(folder)) and read_stamp(folder / STAMP_FILE) == stamp
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+    with staged_files(path.parent, [path.name], prefix=".writing-") as (staged,):
+        staged.write_text(text)
+
+
+@contextlib.contextmanager
+def staged_files(destination: Path, names: list[str], prefix: str = ".staging-"):
+    """Yield temporary paths for ``names`` in a folder inside ``destination``; move them all into place on success.
+
+    The files are moved in the order given (put .bin before .xml), each with an atomic
+    rename; on an exception nothing is moved and the temporary folder is removed.
+    """
+    destination = Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=destination, prefix=prefix) as tmp:
+        staged = [Path(tmp) / name for name in names]
+        yield staged
+        for path in staged:
+            os.replace(path, destination / path.name)
+
+
+def take_from_kit(folder: Path, stamp: dict) -> bool:
+    """Copy current IR for ``folder`` from the workshop kit in ``$SAM_OV_MIRROR``; True when it did.
+
+    False when no kit is set or it has no IR for this folder. A kit whose IR is
+    incomplete raises `KitError`; one whose stamp differs (other weights, export or
+    OpenVINO version) raises it too where PyTorch is missing, and otherwise is skipped
+    with a warning, so the caller converts instead.
+    """
+    kit = os.environ.get(MIRROR_ENV)
+    if not kit:
+        return False
+    source = Path(kit) / KIT_IR_FOLDER / folder.name
+    if not source.is_dir():
+        return False
+    remake = f"remake it on a machine with the full install: python -m utils.prefetch {kit} --with-ir"
+    missing = [path.name for path in [*ir_files(source), source / STAMP_FILE] if not path.is_file()]
+    if missing:
+        raise KitError(f"The workshop kit {source} is incomplete, it lacks {', '.join(missing)}: {remake}.")
+    if read_stamp(source / STAMP_FILE) != stamp:
+        found = read_stamp(source / STAMP_FILE) or {}
+        differences = ", ".join(
+            f"{key} {found.get(key)!r} (this install needs {value!r})"
+            for key, value in stamp.items()
+            if found.get(key) != value
+        )
+        message = f"The IR in the workshop kit {source} is stale: {differences}"
+        if not torch_available():
+            raise KitError(f"{message}. Converting here needs PyTorch, which this install lacks: {remake}.")
+        warnings.warn(f"{message}; converting here instead.", stacklevel=2)
+        return False
+    files = [*ir_files(source), source / STAMP_FILE]  # the stamp last: IR without it is never trusted
+    with staged_files(folder, [path.name for path in files], prefix=".from-kit-") as staged:
+        for original, copy in zip(files, staged):
+            shutil.copyfile(original, copy)
+    return True
+
+
+def torch_available() -> bool:
+    """True when PyTorch and segment_anything can be imported (the full install), without importing them."""
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "segment_anything"))
