@@ -24,14 +24,15 @@ def test_outputs_exactly_on_kept_cells(path):
     for index, cell in enumerate(cells):
         if cell["cell_type"] != "code":
             continue
-        assert cell.get("execution_count") is None, f"cell {index} keeps an execution count"
         if is_kept(cell):
             assert cell["outputs"], f"cell {index} is kept ({KEEP_TAG} or {CHECK_MARK}) but has no stored output"
+            assert cell.get("execution_count"), f"cell {index}: nbval calls a kept cell without a count 'unrun'"
             assert not any(output["output_type"] == "error" for output in cell["outputs"]), (
                 f"cell {index} keeps an error"
             )
         else:
             assert not cell["outputs"], f"cell {index} has outputs but is not tagged {KEEP_TAG} or marked {CHECK_MARK}"
+            assert cell.get("execution_count") is None, f"cell {index} keeps an execution count"
     assert any(CHECK_MARK in "".join(cell["source"]) for cell in cells), f"{path.name} has no {CHECK_MARK} cell"
 
 

@@ -35,17 +35,25 @@ def is_kept(cell: dict) -> bool:
 
 
 def strip_unkept(notebook) -> None:
-    """Clear outputs of every code cell that is not kept; clear execution counts and timings everywhere."""
+    """Clear outputs and execution counts of every code cell that is not kept; number the kept ones 1, 2, ...
+
+    nbval treats a cell with outputs but no execution count as an error ("unrun reference
+    cell has outputs"), so kept cells carry a count; numbering them in order keeps diffs small.
+    """
+    kept = 0
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
         cell.metadata.pop("execution", None)
-        if not is_kept(cell):
+        if is_kept(cell):
+            kept += 1
+            cell.execution_count = kept
+        else:
+            cell.execution_count = None
             cell.outputs = []
         for output in cell.outputs:
             if "execution_count" in output:
-                output["execution_count"] = None
+                output["execution_count"] = cell.execution_count
 
 
 def refresh(path: Path, timeout: int | None = None) -> None:

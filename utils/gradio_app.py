@@ -18,8 +18,9 @@ import numpy as np
 
 from utils.predictor import OVSamPredictor, prompts_to_arguments
 from utils.transforms import to_rgb_uint8
+from utils.viz import MASK_ALPHA, MASK_RGB
 
-OVERLAY_RGB = np.array([30, 144, 255], dtype=np.float32)
+OVERLAY_RGB = np.array(MASK_RGB, dtype=np.float32)
 EMPTY_PROMPTS = {"points": [], "labels": [], "box": None}
 NO_IMAGE_MESSAGE = "Upload an image first."
 
@@ -52,7 +53,7 @@ class _Session:
 def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The image with the mask blended in the segment-anything blue."""
     shown = image.astype(np.float32)
-    shown[mask] = 0.4 * shown[mask] + 0.6 * OVERLAY_RGB
+    shown[mask] = (1 - MASK_ALPHA) * shown[mask] + MASK_ALPHA * OVERLAY_RGB
     return shown.round().astype(np.uint8)
 
 

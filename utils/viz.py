@@ -5,8 +5,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-MASK_COLOR = (30 / 255, 144 / 255, 255 / 255, 0.6)
-"""The translucent blue of the segment-anything notebooks."""
+MASK_RGB = (30, 144, 255)
+"""The blue of the segment-anything notebooks; the widget and the gradio app draw masks in it too."""
+MASK_ALPHA = 0.6
+MASK_COLOR = (*(channel / 255 for channel in MASK_RGB), MASK_ALPHA)
+"""`MASK_RGB` as matplotlib's translucent RGBA in 0..1."""
 
 
 def show_mask(mask: np.ndarray, ax: plt.Axes, color: tuple[float, float, float, float] = MASK_COLOR) -> None:
@@ -210,3 +213,79 @@ def show_stage_counts(counts: dict[str, int], title: str = "", ax: plt.Axes | No
     ax.set_xlim(0, max(list(counts.values()) + [1]) * 1.15)
     ax.set_title(title)
     return ax
+
+
+LABEL_NAMES = {1: "1 foreground", 0: "0 background", 2: "2 box corner", 3: "3 box corner", -1: "-1 padding"}
+LABEL_COLOURS = {1: "green", 0: "red", 2: "orange", 3: "orange", -1: "grey"}
+
+
+def show_decoder_points(image: np.ndarray, prompts: dict[str, dict]) -> plt.Figure:
+    """What the decoder receives for each prompt: its points in the 1024 frame, each with its label.
+
+    ``prompts`` maps a title to ``predict``-style keywords (``point_coords``, ``point_labels``, ``box``).
+    As in SAM's prompt encoder, a box becomes two corner points labelled 2 and 3, and a prompt
+    without a box gets a padding point labelled -1 at (0, 0).
+    """
+    from utils.transforms import IMAGE_SIZE, apply_boxes, apply_coords, resize_longest_side, to_rgb_uint8
+
+    resized = resize_longest_side(to_rgb_uint8(image))
+    frame = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    frame[: resized.shape[0], : resized.shape[1]] = resized
+    figure, axes = plt.subplots(1, len(prompts), figsize=(4.6 * len(prompts), 4.8), squeeze=False)
+    for ax, (title, prompt) in zip(axes[0], prompts.items()):
+        coords, labels = [], []
+        if prompt.get("point_coords") is not None:
+            coords += list(apply_coords(np.asarray(prompt["point_coords"], float), image.shape[:2]))
+            labels += [int(label) for label in prompt["point_labels"]]
+        if prompt.get("box") is not None:
+            coords += list(apply_boxes(np.asarray(prompt["box"], float)[None], image.shape[:2]).reshape(2, 2))
+            labels += [2, 3]
+        else:
+            coords, labels = coords + [np.zeros(2)], labels + [-1]
+        ax.imshow(frame)
+        for (x, y), label in zip(coords, labels):
+            ax.scatter([x], [y], s=140, color=LABEL_COLOURS[label], edgecolor="white", linewidth=1.5, zorder=3)
+            ax.annotate(
+                LABEL_NAMES[label],
+                (x, y),
+                xytext=(8, 8),
+                textcoords="offset points",
+                fontsize=9,
+                color="white",
+                bbox={"facecolor": LABEL_COLOURS[label], "alpha": 0.8, "pad": 1.5},
+            )
+        ax.set_title(f"{title}\n{len(coords)} decoder points", fontsize=10)
+        ax.set_xlim(-40, IMAGE_SIZE + 10)
+        ax.set_ylim(IMAGE_SIZE + 10, -40)
+    figure.tight_layout()
+    return figure
+
+
+def show_upscaling(
+    low_res_logits: np.ndarray, input_size: tuple[int, int], original_size: tuple[int, int]
+) -> plt.Figure:
+    """How 256x256 logits become a mask at the photo's size: upscale to 1024, cut the padding, resize, keep > 0."""
+    import cv2
+
+    from utils.transforms import IMAGE_SIZE, LOW_RES_MASK_SIZE, postprocess_masks
+
+    logits = np.asarray(low_res_logits, np.float32).reshape(LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE)
+    full = cv2.resize(logits, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_LINEAR)
+    mask = postprocess_masks(logits[None, None], input_size, original_size)[0, 0] > 0
+    valid = [size * LOW_RES_MASK_SIZE / IMAGE_SIZE for size in input_size]
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    limit = float(np.percentile(np.abs(logits), 90)) or 1.0
+    cropped = full[: input_size[0], : input_size[1]]
+    for ax, shown in ((axes[0], logits), (axes[1], cropped)):
+        ax.imshow(shown, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.contour(shown, levels=[0.0], colors="black", linewidths=1.2)  # where the logit crosses 0
+    axes[0].add_patch(plt.Rectangle((-0.5, -0.5), valid[1], valid[0], fill=False, edgecolor="black", ls="--", lw=1.5))
+    size = f"{LOW_RES_MASK_SIZE}x{LOW_RES_MASK_SIZE}"
+    axes[0].set_title(f"decoder logits, {size} (red > 0, blue < 0)\ndashed: the image, below it padding", fontsize=10)
+    axes[1].set_title(f"upscaled to 1024, padding cut: {input_size[1]}x{input_size[0]}", fontsize=10)
+    axes[2].imshow(mask, cmap="gray")
+    axes[2].set_title(
+        f"resized to the photo, {original_size[1]}x{original_size[0]},\nthen logit > 0 is the mask", fontsize=10
+    )
+    figure.tight_layout()
+    return figure

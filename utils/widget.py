@@ -23,11 +23,12 @@ import traitlets
 
 from utils.predictor import OVSamPredictor, prompts_to_arguments
 from utils.transforms import to_rgb_uint8
+from utils.viz import MASK_ALPHA, MASK_RGB
 
 ACTIONS = ("point", "box", "undo", "reset", "cycle", "upload")
 UPLOAD_MESSAGE = "Encoding the new image: the image encoder takes a few seconds..."
 """The messages the canvas sends (see widget.js)."""
-MASK_RGBA = (30, 144, 255, 150)
+MASK_RGBA = (*MASK_RGB, round(255 * MASK_ALPHA))
 """Overlay colour of the mask: the segment-anything blue, about 60% opaque."""
 OVERLAY_MAX_SIDE = 1024
 """Longest side of the overlay PNG sent to the page: a notebook shows images at about this size,
