@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.report import ROOT, peak_memory_mib, run_worker, seconds
+from benchmarks.report import ROOT, benchmark_parser, peak_memory_mib, run_worker, seconds
 
 
 def worker(implementation: str, options: dict, image_path: Path, models_dir: Path, model_type: str) -> dict:
@@ -65,10 +65,7 @@ def measure(implementation: str, options: dict, args: argparse.Namespace) -> dic
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-type", default="vit_b")
-    parser.add_argument("--image", type=Path, default=ROOT / "data" / "truck.jpg")
-    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--points-per-side", type=int, default=32)
     parser.add_argument(
         "--batches", type=int, nargs="+", default=[16, 64, 256], help="points_per_batch values for the memory check"

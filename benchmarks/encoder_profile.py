@@ -11,13 +11,12 @@ median wall time. Converts and quantizes whatever is missing first.
 
 from __future__ import annotations
 
-import argparse
 import collections
 from pathlib import Path
 
 import openvino as ov
 
-from benchmarks.report import median_ms, print_header
+from benchmarks.report import benchmark_parser, median_ms, print_header
 from utils.precision import F32
 from utils.transforms import encoder_input, read_rgb_image
 
@@ -52,10 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     from utils.convert import ensure_sam_ir
     from utils.quantize import ensure_int8_encoder
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-type", default="vit_b")
-    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
-    parser.add_argument("--image", type=Path, default=ROOT / "data" / "truck.jpg")
+    parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--precision", choices=["default", "f32"], default="default")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)

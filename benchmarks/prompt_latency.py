@@ -11,13 +11,12 @@ Uses the real checkpoint unless SAM_RANDOM_WEIGHTS_SEED is set (then timings are
 
 from __future__ import annotations
 
-import argparse
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import median_ms, print_header, write_json
+from benchmarks.report import benchmark_parser, median_ms, print_header, write_json
 from utils.accuracy import agreement, fixed_prompts
 from utils.checkpoints import describe_weights, load_sam
 from utils.convert import ensure_sam_ir
@@ -78,10 +77,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-type", default="vit_b")
-    parser.add_argument("--image", type=Path, default=ROOT / "data" / "truck.jpg")
-    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="encoder runs per predictor (median)")
     parser.add_argument("--prompt-repeats", type=int, default=30, help="prompt runs per predictor (median)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "prompt_latency.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -14,6 +15,15 @@ from utils.checkpoints import describe_weights
 from utils.precision import cpu_description, isa_line
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every benchmark script shares: --model-type, --image, --models-dir."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model-type", default="vit_b")
+    parser.add_argument("--image", type=Path, default=ROOT / "data" / "truck.jpg")
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    return parser
 
 
 def print_header(model_type: str) -> dict:

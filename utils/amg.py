@@ -6,7 +6,7 @@ IoU and stability score, removal of masks cut by a crop edge, box NMS inside eac
 crop and across crops, optional clean-up of small holes and islands. What differs
 is how the work is done, which is why it is faster and needs no torch:
 
-- the prompt decoder runs on ``points_per_batch`` points per OpenVINO call;
+- the prompt decoder takes many points per OpenVINO call (16, see `OVSamPredictor._decode`);
 - masks are dropped by predicted IoU *before* their logits are upscaled, and the
   survivors are upscaled in small chunks, so memory stays bounded by one chunk;
 - masks are kept as COCO RLE (pycocotools, in C) between steps, and NMS, boxes and
@@ -94,7 +94,7 @@ class OVSamAutomaticMaskGenerator:
         predictor: an `OVSamPredictor`; its image is replaced while generating.
         points_per_side: grid points along one side of the image (``points_per_side**2``
             prompts); exclusive with ``point_grids``.
-        points_per_batch: points decoded in one OpenVINO call.
+        points_per_batch: points decoded and filtered per step (the predictor sends 16 per decoder call).
         pred_iou_thresh: keep masks whose predicted IoU is above this (0 keeps all).
         stability_score_thresh: keep masks at least this stable under a +-offset
             change of the logit threshold (0 keeps all).

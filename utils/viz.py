@@ -184,11 +184,11 @@ def draw_sam_diagram() -> plt.Figure:
     box(0.1, 0.9, 2.2, 1.4, "prompts\npoints (+/-), a box,\na previous mask", "#eee")
     box(3.0, 0.9, 2.7, 1.4, "map to the 1024 frame\n(utils/transforms.py,\nno network)", "#f5f5f5")
     box(6.7, 1.55, 3.3, 1.1, "mask decoder\ntwo-way transformer:\nprompt tokens <-> embedding", "#fbe0cc")
-    box(6.7, 0.4, 3.3, 0.9, "prompt encoder\npoints, box, mask -> tokens", "#fbe0cc")
+    box(6.7, 0.4, 3.3, 0.9, "prompt encoder: points, box -> tokens;\nmask -> a map added to the embedding", "#fbe0cc")
     box(10.6, 0.4, 2.3, 2.2, "4 masks 256x256\n+ 4 IoU scores\n\n0: one mask\n1-3: candidates", "#eee")
     box(10.6, 3.3, 2.3, 1.1, "masks at H x W\n(upscaled logits > 0)", "#eee")
 
-    arrow((2.3, 3.85), (3.0, 3.85), "resize, pad")
+    arrow((2.3, 3.85), (3.0, 3.85), "resize,\npad")
     arrow((5.7, 3.85), (6.7, 3.85))
     arrow((2.3, 1.6), (3.0, 1.6))
     arrow((5.7, 1.3), (6.7, 0.85))
