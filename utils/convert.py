@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import openvino as ov
 from tqdm.auto import tqdm
 
+from utils.atomic import staged_files, write_text_atomically
 from utils.checkpoints import load_sam, weights_id
 from utils.ir_store import (
     DECODER_XML,
@@ -32,9 +33,7 @@ from utils.ir_store import (
     conversion_stamp,
     ir_directory,
     ir_is_current,
-    staged_files,
     take_from_kit,
-    write_text_atomically,
 )
 
 if TYPE_CHECKING:

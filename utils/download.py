@@ -1,8 +1,9 @@
 """Checked, cached, resumable-safe file downloads with an offline mirror.
 
 `download_file` is the one way this series fetches anything. It never leaves a
-half-written file where a later run would trust it: data goes to ``<name>.part``
-and is renamed into place only after its sha256 matches. A folder named by the
+half-written file where a later run would trust it: data goes to a temporary folder
+beside the destination (`utils.atomic.staged_files`) and is renamed into place only
+after its size and sha256 match. A folder named by the
 ``SAM_OV_MIRROR`` environment variable is looked at before the network, so a
 workshop room can run with no network at all (``python -m utils.prefetch`` fills
 such a folder).
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tqdm.auto import tqdm
+
+from utils.atomic import staged_files
 
 MIRROR_ENV = "SAM_OV_MIRROR"
 """Environment variable naming a folder that holds files to use instead of the network."""
@@ -117,11 +120,10 @@ def _fetch_into(
     show_progress: bool,
     origin: str,
 ) -> None:
-    """Stream ``source`` to ``target.part``, check size and sha256, then rename into place."""
-    part = target.with_name(target.name + ".part")
+    """Stream ``source`` to a staged copy of ``target``, check size and sha256, then rename into place."""
     digest = hashlib.sha256()
     received = 0
-    try:
+    with staged_files(target.parent, [target.name], prefix=".downloading-") as (part,):
         with (
             open(part, "wb") as out,
             tqdm(
@@ -142,9 +144,6 @@ def _fetch_into(
                 "The data was deleted. If it came from a mirror folder, replace the file there; "
                 "otherwise try again (the transfer may have been corrupted)."
             )
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def _network_failure_message(url: str, target: Path, err: BaseException) -> str:

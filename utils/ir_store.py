@@ -20,17 +20,16 @@ the notebooks without converting anything.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import openvino as ov
 
+from utils.atomic import staged_files
 from utils.checkpoints import random_weights_seed
 from utils.download import MIRROR_ENV
 
@@ -87,28 +86,6 @@ def ir_is_current(folder: str | os.PathLike, stamp: dict) -> bool:
     """True when ``folder`` holds all four IR files and a stamp equal to ``stamp``."""
     folder = Path(folder)
     return all(path.is_file() for path in ir_files(folder)) and read_stamp(folder / STAMP_FILE) == stamp
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    with staged_files(path.parent, [path.name], prefix=".writing-") as (staged,):
-        staged.write_text(text)
-
-
-@contextlib.contextmanager
-def staged_files(destination: Path, names: list[str], prefix: str = ".staging-"):
-    """Yield temporary paths for ``names`` in a folder inside ``destination``; move them all into place on success.
-
-    The files are moved in the order given (put .bin before .xml), each with an atomic
-    rename; on an exception nothing is moved and the temporary folder is removed.
-    """
-    destination = Path(destination)
-    destination.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=destination, prefix=prefix) as tmp:
-        staged = [Path(tmp) / name for name in names]
-        yield staged
-        for path in staged:
-            os.replace(path, destination / path.name)
 
 
 def take_from_kit(folder: Path, stamp: dict) -> bool:

@@ -18,9 +18,10 @@ import os
 import shutil
 from pathlib import Path
 
+from utils.atomic import staged_files
 from utils.checkpoints import CHECKPOINTS, random_weights_seed
 from utils.download import MIRROR_ENV, download_file
-from utils.ir_store import KIT_IR_FOLDER, STAMP_FILE, ir_files, staged_files
+from utils.ir_store import KIT_IR_FOLDER, STAMP_FILE, ir_files
 
 
 def prefetch(mirror_dir: str | Path, model_types: list[str], show_progress: bool = True) -> list[Path]:

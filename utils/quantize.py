@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
+from utils.atomic import staged_files, write_text_atomically
 from utils.convert import ensure_sam_ir
 from utils.ir_store import (
     INT8_ENCODER_XML,
     INT8_STAMP_FILE,
     STAMP_FILE,
     read_stamp,
-    staged_files,
-    write_text_atomically,
 )
 from utils.transforms import encoder_input, read_rgb_image
 
