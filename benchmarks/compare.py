@@ -35,7 +35,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from benchmarks.compare_table import BASELINE, COLUMNS, add_ratios, failed_measurements, markdown, plot
-from benchmarks.report import ROOT, median_ms, peak_memory_mib, print_header, run_worker, seconds
+from benchmarks.report import ROOT, median_ms, peak_memory_mib, print_header, run_worker, seconds, write_json
 from utils.accuracy import fixed_prompts
 from utils.precision import F32, native_bf16
 
@@ -230,11 +230,11 @@ def int8_accuracy(models: dict, setup: dict) -> dict:
     """INT8 encoder against the FP encoder, both OpenVINO at default precision, on each image in the accuracy folder."""
     from utils.accuracy import compare_on_images
     from utils.predictor import OVSamPredictor
-    from utils.quantize import calibration_images
+    from utils.quantize import image_files
     from utils.transforms import read_rgb_image
 
     encoder_xml, decoder_xml = models["fused"]
-    images = {path.name: read_rgb_image(path) for path in calibration_images(setup["accuracy_dir"])}
+    images = {path.name: read_rgb_image(path) for path in image_files(setup["accuracy_dir"])}
     device = setup["device"]
     return compare_on_images(
         OVSamPredictor(models["int8"], decoder_xml, device=device),
@@ -274,11 +274,10 @@ def run(settings: dict) -> dict:
     table = markdown(result)
     print("\n" + table)
     output_dir = Path(settings["output_dir"])
-    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(result, output_dir / "compare.json")
     (output_dir / "compare.md").write_text(table + "\n")
-    (output_dir / "compare.json").write_text(json.dumps(result, indent=2, default=str))
     plot(result, output_dir / "compare.png")
-    print(f"\nwritten: {', '.join(str(output_dir / name) for name in ('compare.md', 'compare.json', 'compare.png'))}")
+    print(f"written: {output_dir / 'compare.md'}, {output_dir / 'compare.png'}")
     return result
 
 

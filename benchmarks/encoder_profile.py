@@ -20,8 +20,6 @@ from benchmarks.report import benchmark_parser, median_ms, print_header
 from utils.precision import F32
 from utils.transforms import encoder_input, read_rgb_image
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def profile(encoder_xml: Path, preprocessed, config: dict, runs: int) -> dict:
     """Median wall time over ``runs`` after one warm-up, and milliseconds per runtime layer type in the last run."""

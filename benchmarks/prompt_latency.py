@@ -16,15 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import benchmark_parser, median_ms, print_header, write_json
+from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header, write_json
 from utils.accuracy import agreement, fixed_prompts
 from utils.checkpoints import describe_weights, load_sam
 from utils.convert import ensure_sam_ir
 from utils.precision import F32
 from utils.predictor import OVSamPredictor
 from utils.transforms import read_rgb_image
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(sam, encoder_xml: Path, decoder_xml: Path, image: np.ndarray, repeats: int, prompt_repeats: int) -> dict:

@@ -129,9 +129,14 @@ def _randomise_rel_pos(sam: "Sam", std: float = 0.02) -> "Sam":
     return sam
 
 
+def missing_full_install() -> list[str]:
+    """The modules of the full install (PyTorch, segment_anything) this Python lacks, found without importing them."""
+    return [name for name in ("torch", "segment_anything") if importlib.util.find_spec(name) is None]
+
+
 def _require_full_install() -> None:
     """One clear sentence where the light install (no PyTorch) reaches a step that needs it."""
-    missing = [name for name in ("torch", "segment_anything") if importlib.util.find_spec(name) is None]
+    missing = missing_full_install()
     if missing:
         raise ModuleNotFoundError(
             f"This step builds SAM in PyTorch, and this Python has no {' or '.join(missing)}: it is the light install. "

@@ -32,6 +32,7 @@ from utils.ir_store import (
     STAMP_FILE,
     conversion_stamp,
     ir_directory,
+    ir_files,
     ir_is_current,
     take_from_kit,
 )
@@ -132,7 +133,7 @@ def convert_sam(
         ("convert image encoder", lambda: _convert_encoder(sam, fused_attention)),
         ("convert prompt decoder", lambda: _convert_decoder(sam)),
     ]
-    names = [Path(name).with_suffix(suffix).name for name in (ENCODER_XML, DECODER_XML) for suffix in (".bin", ".xml")]
+    names = [path.name for path in ir_files(output_dir)]  # encoder .bin, .xml, decoder .bin, .xml
     with (
         staged_files(output_dir, names, prefix=".converting-") as staged,
         tqdm(total=2 * len(steps), desc="SAM to OpenVINO", disable=not show_progress) as bar,

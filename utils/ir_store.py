@@ -20,7 +20,6 @@ the notebooks without converting anything.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ from pathlib import Path
 import openvino as ov
 
 from utils.atomic import staged_files
-from utils.checkpoints import random_weights_seed
+from utils.checkpoints import missing_full_install, random_weights_seed
 from utils.download import MIRROR_ENV
 
 ENCODER_XML = "image_encoder.xml"
@@ -103,28 +102,33 @@ def take_from_kit(folder: Path, stamp: dict) -> bool:
     if not source.is_dir():
         return False
     remake = f"remake it on a machine with the full install: python -m utils.prefetch {kit} --with-ir"
-    missing = [path.name for path in [*ir_files(source), source / STAMP_FILE] if not path.is_file()]
+    missing = [path.name for path in _stamped_ir_files(source) if not path.is_file()]
     if missing:
         raise KitError(f"The workshop kit {source} is incomplete, it lacks {', '.join(missing)}: {remake}.")
-    if read_stamp(source / STAMP_FILE) != stamp:
-        found = read_stamp(source / STAMP_FILE) or {}
+    found = read_stamp(source / STAMP_FILE) or {}
+    if found != stamp:
         differences = ", ".join(
             f"{key} {found.get(key)!r} (this install needs {value!r})"
             for key, value in stamp.items()
             if found.get(key) != value
         )
         message = f"The IR in the workshop kit {source} is stale: {differences}"
-        if not torch_available():
+        if missing_full_install():
             raise KitError(f"{message}. Converting here needs PyTorch, which this install lacks: {remake}.")
         warnings.warn(f"{message}; converting here instead.", stacklevel=2)
         return False
-    files = [*ir_files(source), source / STAMP_FILE]  # the stamp last: IR without it is never trusted
-    with staged_files(folder, [path.name for path in files], prefix=".from-kit-") as staged:
-        for original, copy in zip(files, staged):
-            shutil.copyfile(original, copy)
+    copy_ir(source, folder, prefix=".from-kit-")
     return True
 
 
-def torch_available() -> bool:
-    """True when PyTorch and segment_anything can be imported (the full install), without importing them."""
-    return all(importlib.util.find_spec(name) is not None for name in ("torch", "segment_anything"))
+def copy_ir(source: Path, target: Path, prefix: str) -> None:
+    """Copy the four IR files and their stamp from ``source`` to ``target`` through a staged folder, stamp last."""
+    files = _stamped_ir_files(source)
+    with staged_files(target, [path.name for path in files], prefix=prefix) as staged:
+        for original, copy in zip(files, staged):
+            shutil.copyfile(original, copy)
+
+
+def _stamped_ir_files(folder: Path) -> list[Path]:
+    """The four IR files and then the stamp: IR without its stamp is never trusted, so it is written last."""
+    return [*ir_files(folder), folder / STAMP_FILE]

@@ -186,7 +186,7 @@ class OVSamPredictor:
         working memory grows with the prompts in one call while the time per prompt does not
         (`python -m benchmarks.amg_speed` measures peak memory by points_per_batch).
         """
-        coords, labels = self._prompt_tensors(points, boxes)
+        coords, labels = decoder_points(points, boxes, self.original_size)
         chosen = slice(1, None) if multimask_output else slice(0, 1)
         logits, scores = [], []
         for start in range(0, coords.shape[0], DECODER_CHUNK):
@@ -209,36 +209,37 @@ class OVSamPredictor:
             scores.append(np.array(result["iou_predictions"][:, chosen], dtype=np.float32))
         return np.concatenate(logits), np.concatenate(scores)
 
-    def _prompt_tensors(
-        self, points: tuple[np.ndarray, np.ndarray] | None, boxes: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Build decoder point inputs [B,N,2] and [B,N] in the 1024 frame.
-
-        ``points`` are ([1 or B, N, 2], [1 or B, N]); a single row is shared by all boxes.
-
-        As in `PromptEncoder`, box corners are points labelled 2 and 3, and when
-        there is no box a padding point labelled -1 is appended to the points.
-        """
-        batch = 1 if boxes is None else boxes.shape[0]
-        parts_coords, parts_labels = [], []
-        if points is not None:
-            coords, labels = points
-            batch = max(batch, coords.shape[0])
-            parts_coords.append(np.broadcast_to(apply_coords(coords, self.original_size), (batch, *coords.shape[1:])))
-            parts_labels.append(np.broadcast_to(labels, (batch, labels.shape[1])))
-        if boxes is None:
-            parts_coords.append(np.zeros((batch, 1, 2), dtype=np.float32))
-            parts_labels.append(np.full((batch, 1), PADDING_LABEL, dtype=np.float32))
-        else:
-            parts_coords.append(apply_boxes(boxes, self.original_size).reshape(batch, 2, 2))
-            parts_labels.append(np.tile(np.array(BOX_CORNER_LABELS, dtype=np.float32), (batch, 1)))
-        coords = np.concatenate(parts_coords, axis=1).astype(np.float32)
-        labels = np.concatenate(parts_labels, axis=1).astype(np.float32)
-        return coords, labels
-
     def _require_image(self) -> None:
         if not self.is_image_set:
             raise RuntimeError("No image is set: call set_image(image) before predicting.")
+
+
+def decoder_points(
+    points: tuple[np.ndarray, np.ndarray] | None, boxes: np.ndarray | None, original_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Build decoder point inputs [B,N,2] and [B,N] in the 1024 frame for an image of ``original_size``.
+
+    ``points`` are ([1 or B, N, 2], [1 or B, N]) in image pixels; a single row is shared by all boxes.
+
+    As in `PromptEncoder`, box corners are points labelled 2 and 3, and when
+    there is no box a padding point labelled -1 is appended to the points.
+    """
+    batch = 1 if boxes is None else boxes.shape[0]
+    parts_coords, parts_labels = [], []
+    if points is not None:
+        coords, labels = points
+        batch = max(batch, coords.shape[0])
+        parts_coords.append(np.broadcast_to(apply_coords(coords, original_size), (batch, *coords.shape[1:])))
+        parts_labels.append(np.broadcast_to(labels, (batch, labels.shape[1])))
+    if boxes is None:
+        parts_coords.append(np.zeros((batch, 1, 2), dtype=np.float32))
+        parts_labels.append(np.full((batch, 1), PADDING_LABEL, dtype=np.float32))
+    else:
+        parts_coords.append(apply_boxes(boxes, original_size).reshape(batch, 2, 2))
+        parts_labels.append(np.tile(np.array(BOX_CORNER_LABELS, dtype=np.float32), (batch, 1)))
+    coords = np.concatenate(parts_coords, axis=1).astype(np.float32)
+    labels = np.concatenate(parts_labels, axis=1).astype(np.float32)
+    return coords, labels
 
 
 def prompts_to_arguments(points: list | None, labels: list | None, box: list | None) -> dict:

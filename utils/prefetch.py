@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 from pathlib import Path
 
-from utils.atomic import staged_files
 from utils.checkpoints import CHECKPOINTS, random_weights_seed
 from utils.download import MIRROR_ENV, download_file
-from utils.ir_store import KIT_IR_FOLDER, STAMP_FILE, ir_files
+from utils.ir_store import KIT_IR_FOLDER, copy_ir
 
 
 def prefetch(mirror_dir: str | Path, model_types: list[str], show_progress: bool = True) -> list[Path]:
@@ -51,10 +49,7 @@ def add_ir(kit_dir: str | Path, model_types: list[str], models_dir: str | Path =
             encoder_xml, _ = ensure_sam_ir(model_type, models_dir)
             source = encoder_xml.parent
             target = Path(kit_dir) / KIT_IR_FOLDER / source.name
-            files = [*ir_files(source), source / STAMP_FILE]
-            with staged_files(target, [path.name for path in files], prefix=".kit-") as staged:
-                for original, copy in zip(files, staged):
-                    shutil.copyfile(original, copy)
+            copy_ir(source, target, prefix=".kit-")
             folders.append(target)
     finally:
         if previous_mirror is None:

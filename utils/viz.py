@@ -226,22 +226,20 @@ def show_decoder_points(image: np.ndarray, prompts: dict[str, dict]) -> plt.Figu
     As in SAM's prompt encoder, a box becomes two corner points labelled 2 and 3, and a prompt
     without a box gets a padding point labelled -1 at (0, 0).
     """
-    from utils.transforms import IMAGE_SIZE, apply_boxes, apply_coords, resize_longest_side, to_rgb_uint8
+    from utils.predictor import decoder_points
+    from utils.transforms import IMAGE_SIZE, resize_longest_side, to_rgb_uint8
 
     resized = resize_longest_side(to_rgb_uint8(image))
     frame = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     frame[: resized.shape[0], : resized.shape[1]] = resized
     figure, axes = plt.subplots(1, len(prompts), figsize=(4.6 * len(prompts), 4.8), squeeze=False)
     for ax, (title, prompt) in zip(axes[0], prompts.items()):
-        coords, labels = [], []
+        points = None
         if prompt.get("point_coords") is not None:
-            coords += list(apply_coords(np.asarray(prompt["point_coords"], float), image.shape[:2]))
-            labels += [int(label) for label in prompt["point_labels"]]
-        if prompt.get("box") is not None:
-            coords += list(apply_boxes(np.asarray(prompt["box"], float)[None], image.shape[:2]).reshape(2, 2))
-            labels += [2, 3]
-        else:
-            coords, labels = coords + [np.zeros(2)], labels + [-1]
+            points = (np.asarray(prompt["point_coords"], float)[None], np.asarray(prompt["point_labels"], float)[None])
+        box = None if prompt.get("box") is None else np.asarray(prompt["box"], float)[None]
+        coords, labels = decoder_points(points, box, image.shape[:2])  # exactly what OVSamPredictor sends
+        coords, labels = coords[0], labels[0].astype(int)
         ax.imshow(frame)
         for (x, y), label in zip(coords, labels):
             ax.scatter([x], [y], s=140, color=LABEL_COLOURS[label], edgecolor="white", linewidth=1.5, zorder=3)

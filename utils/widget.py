@@ -26,8 +26,9 @@ from utils.transforms import to_rgb_uint8
 from utils.viz import MASK_ALPHA, MASK_RGB
 
 ACTIONS = ("point", "box", "undo", "reset", "cycle", "upload")
-UPLOAD_MESSAGE = "Encoding the new image: the image encoder takes a few seconds..."
 """The messages the canvas sends (see widget.js)."""
+UPLOAD_MESSAGE = "Encoding the new image: the image encoder takes a few seconds..."
+"""Shown in the widget's status line while an uploaded image is encoded."""
 MASK_RGBA = (*MASK_RGB, round(255 * MASK_ALPHA))
 """Overlay colour of the mask: the segment-anything blue, about 60% opaque."""
 OVERLAY_MAX_SIDE = 1024
