@@ -1,4 +1,4 @@
-"""The two IR files: their interface, dynamic shapes, mask_input wiring and the conversion stamp."""
+"""The IR files: their interface, dynamic shapes, mask_input wiring and the conversion stamp."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import openvino as ov
+import pytest
 
 from tests.helpers import F32
 from utils.checkpoints import weights_id
@@ -84,7 +85,8 @@ def test_stamp_mismatch_means_not_current(ir_f32):
     output_dir = ir_f32[0].parent
     stamp = read_stamp(output_dir / STAMP_FILE)
     assert ir_is_current(output_dir, stamp)
-    for key, other in (("compress_to_fp16", True), ("weights", "vit_b:random-seed-1"), ("openvino", "2020.1")):
+    changes = (("compress_to_fp16", True), ("weights", "vit_b:random-seed-1"), ("openvino", "2020.1"))
+    for key, other in (*changes, ("export_version", stamp["export_version"] - 1)):
         assert not ir_is_current(output_dir, {**stamp, key: other}), key
 
 
@@ -106,3 +108,28 @@ def test_ensure_sam_ir_reuses_stamped_ir_without_torch(ir_f32, tmp_path, monkeyp
         target / "image_encoder.xml",
         target / "prompt_decoder.xml",
     )
+
+
+def test_ir_from_an_older_export_is_rebuilt_not_loaded(ir_f32, tmp_path, monkeypatch):
+    """IR from before the decoder split (export version 2, no halves) is stale: ensure_sam_ir converts again."""
+    import shutil
+
+    from utils.ir_store import DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML
+
+    target = ir_directory("vit_b", tmp_path)
+    shutil.copytree(ir_f32[0].parent, target)
+    for name in (DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML):
+        for suffix in (".xml", ".bin"):
+            (target / name).with_suffix(suffix).unlink()
+    stamp = json.loads((target / STAMP_FILE).read_text())
+    (target / STAMP_FILE).write_text(json.dumps({**stamp, "weights": weights_id("vit_b"), "export_version": 2}))
+
+    class Rebuilding(Exception):
+        pass
+
+    def rebuild(*args, **kwargs):
+        raise Rebuilding
+
+    monkeypatch.setattr("utils.convert.load_sam", rebuild)
+    with pytest.raises(Rebuilding):
+        ensure_sam_ir("vit_b", tmp_path, compress_to_fp16=False)

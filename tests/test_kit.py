@@ -54,6 +54,10 @@ def test_light_install_takes_the_ir_from_the_kit_and_segments(kit, tmp_path):
         "image_encoder.xml",
         "prompt_decoder.bin",
         "prompt_decoder.xml",
+        "prompt_decoder_image_side.bin",
+        "prompt_decoder_image_side.xml",
+        "prompt_decoder_prompt_side.bin",
+        "prompt_decoder_prompt_side.xml",
     ]
     done = run_light(
         """

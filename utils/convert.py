@@ -1,4 +1,4 @@
-"""Convert SAM to two OpenVINO IR models, the image encoder and the prompt decoder, and cache them.
+"""Convert SAM to OpenVINO IR, the image encoder and the prompt decoder (plus the decoder's two halves), and cache them.
 
 The conversion itself is two calls per model, shown by hand in notebook 01:
 ``ov.convert_model`` on a wrapper from `utils.export_wrappers` with an example
@@ -6,6 +6,12 @@ input (and dynamic sizes for the decoder), then ``ov.save_model``. This module
 adds what a notebook should not have to repeat: a progress bar, a temporary
 folder moved into place only when complete, and a stamp naming the weights and
 export options, so a second call with the same weights returns at once.
+
+Besides SAM's own two models it saves the decoder split for speed
+(`utils.export_wrappers.DecoderImageSide`, run once per image, and
+`DecoderPromptSide`, run per prompt without a mask input), which `OVSamPredictor`
+uses when it finds them beside the decoder. Both halves carry the same conversion id
+in their runtime info, so halves from two different conversions are never paired.
 
 Fused attention is the default (``fused_attention=True``, see
 `utils.export_wrappers.sdpa_attention`); ``False`` keeps the plain
@@ -17,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import uuid
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +34,7 @@ from tqdm.auto import tqdm
 from utils.atomic import staged_files, write_text_atomically
 from utils.checkpoints import load_sam, weights_id
 from utils.ir_store import (
+    CONVERSION_ID_KEY,
     DECODER_XML,
     ENCODER_XML,
     STAMP_FILE,
@@ -79,6 +87,40 @@ def _convert_decoder(sam: "Sam") -> ov.Model:
     return model
 
 
+def _convert_decoder_image_side(sam: "Sam", conversion_id: str) -> ov.Model:
+    import torch
+
+    from utils.export_wrappers import EMBEDDING_SHAPE, IMAGE_SIDE_OUTPUTS, DecoderImageSide
+
+    with torch.no_grad(), _quiet_tracing():
+        model = ov.convert_model(
+            DecoderImageSide(sam).eval(), example_input=torch.randn(*EMBEDDING_SHAPE), input=[EMBEDDING_SHAPE]
+        )
+    _name_ports(model.inputs, ["image_embeddings"])
+    _name_ports(model.outputs, list(IMAGE_SIDE_OUTPUTS))
+    model.set_rt_info(conversion_id, CONVERSION_ID_KEY)
+    return model
+
+
+def _convert_decoder_prompt_side(sam: "Sam", conversion_id: str) -> ov.Model:
+    import torch
+
+    from utils.export_wrappers import DecoderPromptSide, prompt_side_example_input, prompt_side_input_shapes
+
+    example = prompt_side_example_input(sam)
+    shapes = prompt_side_input_shapes(example)
+    with torch.no_grad(), _quiet_tracing():
+        model = ov.convert_model(
+            DecoderPromptSide(sam).eval(),
+            example_input=example,
+            input=[(shapes[name], ov.Type.f32) for name in example],
+        )
+    _name_ports(model.inputs, list(example))
+    _name_ports(model.outputs, ["masks", "iou_predictions"])
+    model.set_rt_info(conversion_id, CONVERSION_ID_KEY)
+    return model
+
+
 def _name_ports(ports, names: list[str]) -> None:
     """Give IR inputs/outputs stable names so callers can address them by name."""
     for port, name in zip(ports, names, strict=True):
@@ -113,7 +155,7 @@ def convert_sam(
             precision is chosen at compile time, not here). Parity tests use False.
         weights_id: what identifies the weights in the stamp (checkpoint digest or
             random seed). Default: a sha256 over the state dict.
-        show_progress: show a progress bar over the four conversion steps.
+        show_progress: show a progress bar over the conversion steps.
         fused_attention: export the ViT attention as ScaledDotProductAttention
             (see the module docstring); False gives the plain MatMul/Softmax graph.
 
@@ -123,17 +165,21 @@ def convert_sam(
     """
     output_dir = Path(output_dir)
     encoder_xml, decoder_xml = output_dir / ENCODER_XML, output_dir / DECODER_XML
-    stamp = conversion_stamp(weights_id or _state_dict_sha256(sam), compress_to_fp16, fused_attention)
+    weights = weights_id or _state_dict_sha256(sam)
+    stamp = conversion_stamp(weights, compress_to_fp16, fused_attention)
     if ir_is_current(output_dir, stamp):
         return encoder_xml, decoder_xml
 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / STAMP_FILE).unlink(missing_ok=True)
+    conversion_id = f"{weights}/{uuid.uuid4().hex}"  # pairs the decoder's two halves
     steps = [
         ("convert image encoder", lambda: _convert_encoder(sam, fused_attention)),
         ("convert prompt decoder", lambda: _convert_decoder(sam)),
+        ("convert decoder, image side", lambda: _convert_decoder_image_side(sam, conversion_id)),
+        ("convert decoder, prompt side", lambda: _convert_decoder_prompt_side(sam, conversion_id)),
     ]
-    names = [path.name for path in ir_files(output_dir)]  # encoder .bin, .xml, decoder .bin, .xml
+    names = [path.name for path in ir_files(output_dir)]  # .bin then .xml, in the order of the steps
     with (
         staged_files(output_dir, names, prefix=".converting-") as staged,
         tqdm(total=2 * len(steps), desc="SAM to OpenVINO", disable=not show_progress) as bar,

@@ -4,6 +4,7 @@ Layout under ``models_dir`` (``models/`` in the notebooks):
 
     sam_<type>[-random-seed<N>][-plain-attention]/
         image_encoder.xml/.bin  prompt_decoder.xml/.bin  conversion.json      (utils/convert.py)
+        prompt_decoder_image_side.xml/.bin  prompt_decoder_prompt_side.xml/.bin (utils/convert.py)
         image_encoder_int8.xml/.bin  image_encoder_int8.json                   (utils/quantize.py)
 
 A stamp (``conversion.json``) names the weights, the export options, the export
@@ -34,12 +35,18 @@ from utils.download import MIRROR_ENV
 
 ENCODER_XML = "image_encoder.xml"
 DECODER_XML = "prompt_decoder.xml"
+DECODER_IMAGE_SIDE_XML = "prompt_decoder_image_side.xml"
+DECODER_PROMPT_SIDE_XML = "prompt_decoder_prompt_side.xml"
+"""The decoder split for speed (`utils.export_wrappers.DecoderImageSide` and `DecoderPromptSide`)."""
+IR_XML_FILES = (ENCODER_XML, DECODER_XML, DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML)
+CONVERSION_ID_KEY = ["sam_openvino", "conversion_id"]
+"""Where in an IR's runtime info the decoder halves keep the id of the conversion that made them."""
 STAMP_FILE = "conversion.json"
 INT8_ENCODER_XML = "image_encoder_int8.xml"
 INT8_STAMP_FILE = "image_encoder_int8.json"
 PLAIN_ATTENTION_SUFFIX = "-plain-attention"
 KIT_IR_FOLDER = "ir"
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 """Bump when the export wrappers change, so IR made by older code is rebuilt."""
 
 
@@ -56,10 +63,8 @@ def ir_directory(model_type: str, models_dir: str | os.PathLike = "models", fuse
 
 
 def ir_files(folder: Path) -> list[Path]:
-    """The four files of a converted model pair, .bin before .xml."""
-    return [
-        folder / Path(name).with_suffix(suffix) for name in (ENCODER_XML, DECODER_XML) for suffix in (".bin", ".xml")
-    ]
+    """The files of one conversion (encoder, decoder and the decoder's two halves), each .bin before .xml."""
+    return [folder / Path(name).with_suffix(suffix) for name in IR_XML_FILES for suffix in (".bin", ".xml")]
 
 
 def conversion_stamp(weights: str, compress_to_fp16: bool, fused_attention: bool) -> dict:
@@ -82,7 +87,7 @@ def read_stamp(path: Path) -> dict | None:
 
 
 def ir_is_current(folder: str | os.PathLike, stamp: dict) -> bool:
-    """True when ``folder`` holds all four IR files and a stamp equal to ``stamp``."""
+    """True when ``folder`` holds every IR file and a stamp equal to ``stamp``."""
     folder = Path(folder)
     return all(path.is_file() for path in ir_files(folder)) and read_stamp(folder / STAMP_FILE) == stamp
 
@@ -122,7 +127,7 @@ def take_from_kit(folder: Path, stamp: dict) -> bool:
 
 
 def copy_ir(source: Path, target: Path, prefix: str) -> None:
-    """Copy the four IR files and their stamp from ``source`` to ``target`` through a staged folder, stamp last."""
+    """Copy the IR files and their stamp from ``source`` to ``target`` through a staged folder, stamp last."""
     files = _stamped_ir_files(source)
     with staged_files(target, [path.name for path in files], prefix=prefix) as staged:
         for original, copy in zip(files, staged):
@@ -130,5 +135,5 @@ def copy_ir(source: Path, target: Path, prefix: str) -> None:
 
 
 def _stamped_ir_files(folder: Path) -> list[Path]:
-    """The four IR files and then the stamp: IR without its stamp is never trusted, so it is written last."""
+    """The IR files and then the stamp: IR without its stamp is never trusted, so it is written last."""
     return [*ir_files(folder), folder / STAMP_FILE]

@@ -2,6 +2,10 @@
 
 `set_image` runs the image encoder once; every `predict` call runs only the
 light prompt decoder and upscales its logits in numpy, so prompts are cheap.
+Where the conversion saved the decoder's two halves beside it (see
+`utils.export_wrappers.DecoderImageSide`), `set_image` also runs the image side once,
+and prompts without a ``mask_input`` run only the prompt side; prompts with one run
+the whole decoder. Both give the same masks.
 Inputs, outputs, shapes and meaning follow `SamPredictor` one for one; the
 difference is that everything is numpy and nothing here imports torch.
 """
@@ -14,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
+from utils.ir_store import CONVERSION_ID_KEY, DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML
 from utils.transforms import (
     LOW_RES_MASK_SIZE,
     apply_boxes,
@@ -38,10 +43,17 @@ class OVSamPredictor:
 
     Args:
         encoder_xml: image encoder IR from `utils.convert.convert_sam`.
-        decoder_xml: prompt decoder IR from the same call.
+        decoder_xml: prompt decoder IR from the same call. When the decoder's two halves
+            (``prompt_decoder_image_side.xml``, ``prompt_decoder_prompt_side.xml``) are in
+            the same folder, they are used for prompts without a mask input.
         device: an OpenVINO device name, e.g. "CPU", "GPU" or "AUTO".
         config: properties passed to `compile_model` for both models, e.g.
             ``{"INFERENCE_PRECISION_HINT": "f32"}`` for exact parity with PyTorch.
+
+    Attributes besides `SamPredictor`'s: ``encoder`` and ``decoder`` (the compiled IR),
+    ``decoder_image_side`` and ``decoder_prompt_side`` (the decoder's halves, or None when
+    the folder has none), and ``image_side_outputs`` (what the image side computed for the
+    current image, by name: the prompt side's first inputs).
     """
 
     def __init__(
@@ -65,6 +77,9 @@ class OVSamPredictor:
         self.encoder = core.compile_model(encoder_xml, device, config or {})
         self.decoder = core.compile_model(decoder_xml, device, config or {})
         self._decoder_request = self.decoder.create_infer_request()
+        halves = _compile_decoder_halves(core, Path(decoder_xml).parent, device, config or {})
+        self.decoder_image_side, self.decoder_prompt_side = halves or (None, None)
+        self._prompt_side_request = None if halves is None else self.decoder_prompt_side.create_infer_request()
         self.reset_image()
 
     # ----------------------------------------------------------------- image
@@ -74,6 +89,11 @@ class OVSamPredictor:
         resized = resize_longest_side(image)
         embedding = self.encoder(normalize_and_pad(resized))[0]
         self.features = np.asarray(embedding, dtype=np.float32).copy()
+        if self.decoder_image_side is not None:
+            per_image = self.decoder_image_side(self.features)
+            self.image_side_outputs = {
+                port.get_any_name(): np.array(per_image[port]) for port in self.decoder_image_side.outputs
+            }
         self.original_size = tuple(image.shape[:2])
         self.input_size = tuple(resized.shape[:2])
         self.is_image_set = True
@@ -82,6 +102,7 @@ class OVSamPredictor:
         """Forget the current image and its embedding."""
         self.is_image_set = False
         self.features: np.ndarray | None = None
+        self.image_side_outputs: dict[str, np.ndarray] = {}
         self.original_size: tuple[int, int] | None = None
         self.input_size: tuple[int, int] | None = None
 
@@ -191,27 +212,68 @@ class OVSamPredictor:
         logits, scores = [], []
         for start in range(0, coords.shape[0], DECODER_CHUNK):
             chunk = slice(start, start + DECODER_CHUNK)
-            batch = len(coords[chunk])
-            if mask_input is None:
-                mask = np.zeros((batch, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
-            else:
-                mask = np.broadcast_to(mask_input[None], (batch, *mask_input.shape)).astype(np.float32)
-            result = self._decoder_request.infer(
-                {
-                    "image_embeddings": self.features,
-                    "point_coords": coords[chunk],
-                    "point_labels": labels[chunk],
-                    "mask_input": mask,
-                    "has_mask_input": np.full(batch, 0.0 if mask_input is None else 1.0, dtype=np.float32),
-                }
-            )
+            result = self._run_decoder(coords[chunk], labels[chunk], mask_input)
             logits.append(np.array(result["masks"][:, chosen], dtype=np.float32))
             scores.append(np.array(result["iou_predictions"][:, chosen], dtype=np.float32))
         return np.concatenate(logits), np.concatenate(scores)
 
+    def _run_decoder(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None):
+        """One decoder call: the prompt side when there is one and no mask input, else the whole decoder."""
+        if mask_input is None and self._prompt_side_request is not None:
+            return self._prompt_side_request.infer(
+                {**self.image_side_outputs, "point_coords": coords, "point_labels": labels}
+            )
+        batch = len(coords)
+        if mask_input is None:
+            mask = np.zeros((batch, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
+        else:
+            mask = np.broadcast_to(mask_input[None], (batch, *mask_input.shape)).astype(np.float32)
+        return self._decoder_request.infer(
+            {
+                "image_embeddings": self.features,
+                "point_coords": coords,
+                "point_labels": labels,
+                "mask_input": mask,
+                "has_mask_input": np.full(batch, 0.0 if mask_input is None else 1.0, dtype=np.float32),
+            }
+        )
+
     def _require_image(self) -> None:
         if not self.is_image_set:
             raise RuntimeError("No image is set: call set_image(image) before predicting.")
+
+
+def _compile_decoder_halves(
+    core: ov.Core, folder: Path, device: str, config: dict
+) -> tuple[ov.CompiledModel, ov.CompiledModel] | None:
+    """Compile the decoder's image and prompt sides found in ``folder``; None when neither is there.
+
+    The two must come from one conversion (the same id in their runtime info, the image
+    side's outputs named as the prompt side's first inputs); otherwise, or when only one
+    of them exists, the error names both files.
+    """
+    image_xml, prompt_xml = folder / DECODER_IMAGE_SIDE_XML, folder / DECODER_PROMPT_SIDE_XML
+    present = [path for path in (image_xml, prompt_xml) if path.is_file()]
+    if not present:
+        return None
+    remake = "convert again with utils.convert.ensure_sam_ir() (or utils.convert.convert_sam)"
+    if len(present) == 1:
+        raise FileNotFoundError(
+            f"The decoder halves {image_xml} and {prompt_xml} go together, only {present[0]} exists: {remake}."
+        )
+    image_side, prompt_side = core.read_model(image_xml), core.read_model(prompt_xml)
+    ids = [
+        model.get_rt_info(CONVERSION_ID_KEY).astype(str) if model.has_rt_info(CONVERSION_ID_KEY) else None
+        for model in (image_side, prompt_side)
+    ]
+    outputs = [port.get_any_name() for port in image_side.outputs]
+    inputs = [port.get_any_name() for port in prompt_side.inputs][: len(outputs)]
+    if ids[0] is None or ids[0] != ids[1] or outputs != inputs:
+        raise ValueError(
+            f"The decoder halves {image_xml} (conversion {ids[0]}) and {prompt_xml} (conversion {ids[1]}) "
+            f"do not come from the same conversion: {remake}."
+        )
+    return core.compile_model(image_side, device, config), core.compile_model(prompt_side, device, config)
 
 
 def decoder_points(
