@@ -37,6 +37,12 @@ def test_outputs_exactly_on_kept_cells(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_saved_widget_state(path):
+    """Saved widget state would commit the last mask a widget showed (from random weights, in CI) and stale code."""
+    assert "widgets" not in json.loads(path.read_text())["metadata"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_kept_pictures_are_pictures(path):
     """A cell tagged keep-output that draws keeps a PNG, so the notebook shows it on GitHub without running."""
     for index, cell in enumerate(json.loads(path.read_text())["cells"]):

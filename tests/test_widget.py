@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import F32
 from utils.predictor import OVSamPredictor
-from utils.widget import UPLOAD_MESSAGE, SamWidget
+from utils.widget import OVERLAY_MAX_SIDE, UPLOAD_MESSAGE, SamWidget
 
 
 @pytest.fixture
@@ -38,6 +38,16 @@ def direct_best_mask(predictor: OVSamPredictor, **kwargs) -> np.ndarray:
     return masks[np.argmax(scores)]
 
 
+def assert_mask_sent_as_bits(widget) -> None:
+    """The page gets the shown mask as packed bits, at most OVERLAY_MAX_SIDE on its long side."""
+    height, width = widget.mask_shape
+    assert max(height, width) == min(OVERLAY_MAX_SIDE, max(widget.mask.shape))
+    sent = np.unpackbits(np.frombuffer(widget.mask_bits, np.uint8), count=height * width).reshape(height, width)
+    expected = cv2.resize(widget.mask.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(sent, expected)
+    assert sent.any() and len(widget.mask_bits) == (height * width + 7) // 8
+
+
 def test_click_right_click_and_drag(widget):
     widget.handle_action({"type": "point", "x": 100.4, "y": 80.2, "label": 1})
     assert widget.points == [[100.4, 80.2]] and widget.labels == [1] and widget.box == []
@@ -56,8 +66,15 @@ def test_click_right_click_and_drag(widget):
     for key, value in expected.items():
         np.testing.assert_array_equal(call[key], value)
     np.testing.assert_array_equal(widget.mask, direct_best_mask(widget.predictor, **expected))
-    assert widget.mask_data.startswith("data:image/png;base64,")
+    assert_mask_sent_as_bits(widget)
     assert len(widget.scores) == 3 and widget.scores[widget.candidate] == max(widget.scores)
+
+
+def test_a_large_images_mask_is_sent_downscaled(synthetic_ir):
+    widget = SamWidget(OVSamPredictor(*synthetic_ir, config=F32), np.zeros((1200, 1800, 3), np.uint8))
+    widget.handle_action({"type": "point", "x": 900, "y": 600, "label": 1})
+    assert widget.mask.shape == (1200, 1800) and widget.mask_shape == [683, 1024]
+    assert_mask_sent_as_bits(widget)
 
 
 def test_undo_reset_and_cycle(widget):
@@ -72,7 +89,7 @@ def test_undo_reset_and_cycle(widget):
     assert widget.candidate == (before + 1) % 3
     assert not np.array_equal(widget.mask, first_mask)
     widget.handle_action({"type": "reset"})
-    assert widget.points == [] and widget.mask is None and widget.mask_data == "" and widget.scores == []
+    assert widget.points == [] and widget.mask is None and widget.mask_bits == b"" and widget.scores == []
     widget.handle_action({"type": "undo"})  # nothing to undo: no error
     assert widget.message == ""
 

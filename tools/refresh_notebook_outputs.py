@@ -39,7 +39,9 @@ def strip_unkept(notebook) -> None:
 
     nbval treats a cell with outputs but no execution count as an error ("unrun reference
     cell has outputs"), so kept cells carry a count; numbering them in order keeps diffs small.
+    The saved state of the notebook's widgets goes too: it holds the last mask a widget showed.
     """
+    notebook.metadata.pop("widgets", None)
     kept = 0
     for cell in notebook.cells:
         if cell.cell_type != "code":

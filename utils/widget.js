@@ -60,7 +60,7 @@ function render({ model, el }) {
   el.append(toolbar, canvas);
 
   const image = new Image();
-  const mask = new Image();
+  const mask = document.createElement("canvas"); // the mask, painted from its bits at the size it was sent
   let dragStart = null;
   let dragNow = null;
 
@@ -68,8 +68,8 @@ function render({ model, el }) {
     const ctx = canvas.getContext("2d");
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     if (image.complete && image.naturalWidth) ctx.drawImage(image, 0, 0);
-    if (model.get("mask_data") && mask.complete && mask.naturalWidth) {
-      ctx.drawImage(mask, 0, 0, canvas.width, canvas.height); // the overlay may be sent downscaled
+    if (model.get("mask_shape").length === 2) {
+      ctx.drawImage(mask, 0, 0, canvas.width, canvas.height); // the mask may be sent downscaled
     }
     const radius = Math.max(8, canvas.width / 60);
     const points = model.get("points");
@@ -99,15 +99,26 @@ function render({ model, el }) {
     };
     image.src = model.get("image_data");
   }
-  function maskShown() {
-    // Counts repaints that show a new mask (or its removal): tests and latency measurements wait on it.
+  function paintMask() {
+    // mask_bits: one bit a pixel, rows of mask_shape[1] pixels, most significant bit first (numpy's packbits).
+    const shape = model.get("mask_shape");
+    if (shape.length === 2) {
+      const [height, width] = shape;
+      const bits = new Uint8Array(model.get("mask_bits").buffer);
+      mask.width = width;
+      mask.height = height;
+      const overlay = new ImageData(width, height);
+      const pixels = new Uint32Array(overlay.data.buffer);
+      const [r, g, b, a] = model.get("mask_rgba");
+      const colour = new Uint32Array(new Uint8ClampedArray([r, g, b, a]).buffer)[0];
+      for (let i = 0; i < width * height; i++) {
+        if (bits[i >> 3] & (128 >> (i & 7))) pixels[i] = colour;
+      }
+      mask.getContext("2d").putImageData(overlay, 0, 0);
+    }
     redraw();
+    // Counts repaints that show a new mask (or its removal): tests and latency measurements wait on it.
     el.dataset.maskShown = String(Number(el.dataset.maskShown || 0) + 1);
-  }
-  mask.onload = maskShown;
-  function loadMask() {
-    if (model.get("mask_data")) mask.src = model.get("mask_data");
-    else maskShown();
   }
 
   canvas.addEventListener("contextmenu", (event) => event.preventDefault());
@@ -141,12 +152,12 @@ function render({ model, el }) {
   });
 
   model.on("change:image_data", loadImage);
-  model.on("change:mask_data", loadMask);
+  model.on("change:mask_bits", paintMask);
   for (const name of ["points", "labels", "box", "scores", "candidate", "message"]) {
     model.on(`change:${name}`, redraw);
   }
   loadImage();
-  loadMask();
+  paintMask();
 }
 
 export default { render };

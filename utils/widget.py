@@ -4,8 +4,9 @@ The front end (``widget.js``, an anywidget ES module on a canvas) sends each act
 a custom message in image pixels: a foreground or background point, a box, undo,
 reset, or "next candidate". `SamWidget` keeps the prompts, calls
 `OVSamPredictor.predict` (only the decoder: the image was encoded once by
-`set_image`) and syncs back the mask as a transparent PNG plus the prompts and
-scores, which the canvas draws. Everything is readable from Python:
+`set_image`) and syncs back the mask as raw bits in a binary buffer (one bit a pixel,
+no image encoding on either side) plus the prompts and scores; the canvas paints the
+mask itself. Everything is readable from Python:
 ``widget.points``, ``widget.labels``, ``widget.box``, ``widget.mask``.
 """
 
@@ -32,8 +33,8 @@ UPLOAD_MESSAGE = "Encoding the new image: the image encoder takes a few seconds.
 MASK_RGBA = (*MASK_RGB, round(255 * MASK_ALPHA))
 """Overlay colour of the mask: the segment-anything blue, about 60% opaque."""
 OVERLAY_MAX_SIDE = 1024
-"""Longest side of the overlay PNG sent to the page: a notebook shows images at about this size,
-and a smaller PNG keeps the click-to-mask round trip short (`widget.mask` stays full size)."""
+"""Longest side of the mask sent to the page: a notebook shows images at about this size, and
+the canvas stretches it to the image (`widget.mask` stays full size)."""
 
 
 def _data_url(image: np.ndarray, extension: str) -> str:
@@ -62,7 +63,9 @@ class SamWidget(anywidget.AnyWidget):
     .sam-widget .sam-status { font-family: monospace; }
     """
     image_data = traitlets.Unicode("").tag(sync=True)
-    mask_data = traitlets.Unicode("").tag(sync=True)
+    mask_bits = traitlets.Bytes(b"").tag(sync=True)
+    mask_shape = traitlets.List([]).tag(sync=True)
+    mask_rgba = traitlets.List(list(MASK_RGBA)).tag(sync=True)
     points = traitlets.List([]).tag(sync=True)
     labels = traitlets.List([]).tag(sync=True)
     box = traitlets.List([]).tag(sync=True)
@@ -185,13 +188,16 @@ class SamWidget(anywidget.AnyWidget):
             self._show_mask()
 
     def _show_mask(self) -> None:
+        """Publish the current mask as ``mask_bits`` (`np.packbits`, rows of ``mask_shape[1]`` pixels) and its shape."""
         if self.mask is None:
-            self.mask_data = ""
+            with self.hold_sync():
+                self.mask_shape, self.mask_bits = [], b""
             return
         inside = self.mask.view(np.uint8)
         scale = OVERLAY_MAX_SIDE / max(inside.shape)
-        if scale < 1:  # the canvas stretches the overlay back to the image size
+        if scale < 1:  # the canvas stretches the mask back to the image size
             size = (round(inside.shape[1] * scale), round(inside.shape[0] * scale))
             inside = cv2.resize(inside, size, interpolation=cv2.INTER_NEAREST)
-        overlay = cv2.merge([inside * value for value in MASK_RGBA])  # RGBA, transparent outside the mask
-        self.mask_data = _data_url(overlay, ".png")
+        with self.hold_sync():
+            self.mask_shape = list(inside.shape)
+            self.mask_bits = np.packbits(inside, axis=None).tobytes()
