@@ -21,11 +21,14 @@ from utils.precision import F32
 from utils.transforms import encoder_input, read_rgb_image
 
 
-def profile(encoder_xml: Path, preprocessed, config: dict, runs: int) -> dict:
-    """Median wall time over ``runs`` after one warm-up, and milliseconds per runtime layer type in the last run."""
-    compiled = ov.Core().compile_model(encoder_xml, "CPU", {**config, "PERF_COUNT": True})
+def profile(model_xml: Path, inputs: dict, config: dict, runs: int) -> dict:
+    """Median wall time over ``runs`` after one warm-up, and milliseconds per runtime layer type in the last run.
+
+    ``inputs``: what the model is run on, by input name or index (the decoder's profile uses this too).
+    """
+    compiled = ov.Core().compile_model(model_xml, "CPU", {**config, "PERF_COUNT": True})
     request = compiled.create_infer_request()
-    wall_ms = median_ms(lambda: request.infer({0: preprocessed}), runs, warmup=1)
+    wall_ms = median_ms(lambda: request.infer(inputs), runs, warmup=1)
     by_type: collections.Counter = collections.Counter()
     for layer in request.profiling_info:
         by_type[layer.node_type] += layer.real_time.total_seconds() * 1000
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     preprocessed = encoder_input(read_rgb_image(args.image))
     results = {}
     for name, xml in encoders.items():
-        results[name] = profile(xml, preprocessed, config, args.runs)
+        results[name] = profile(xml, {0: preprocessed}, config, args.runs)
         print("\n" + markdown(f"{name}, {args.precision} precision", results[name]))
     return results
 

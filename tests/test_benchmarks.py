@@ -12,7 +12,7 @@ import pytest
 import torch
 from segment_anything.build_sam import _build_sam
 
-from benchmarks import compare, prompt_latency
+from benchmarks import compare, decoder_speed, prompt_latency
 from benchmarks.compare_table import COLUMNS, failed_measurements, markdown
 from benchmarks.report import ROOT, peak_memory_mib, run_worker
 from tests.helpers import make_test_images
@@ -147,3 +147,22 @@ def test_compare_benchmark_writes_table_json_and_chart_with_every_row(tmp_path):
     assert list(json.loads((tmp_path / "compare.json").read_text())["rows"]) == list(compare.ROWS)
     chart = matplotlib.image.imread(tmp_path / "compare.png")
     assert chart.shape[0] > 200 and chart.shape[1] > 800
+
+
+def test_decoder_speed_counts_work_and_times_every_decoder(sam, ir_f32):
+    """The decoder benchmark's rows at f32 and the default precision, with GMAC counted by torch, not typed in."""
+    result = decoder_speed.run(sam, ir_f32[0].parent, make_test_images()["tiny"], repeats=2, profile_runs=1)
+    gmac = result["gmac"]
+    assert 1.0 < gmac["whole"] < 2.5, "vit_b's decoder does about 1.75 GMAC per prompt"
+    assert gmac["prompt side"] < 0.8 * gmac["whole"], "the split leaves the per-image work to the image side"
+    assert 300 < gmac["encoder"] < 600
+    for precision in ("f32", "default"):
+        for decoder in ("whole decoder", "split decoder, prompt side"):
+            row = result["rows"][f"OpenVINO {precision}, {decoder}"]
+            assert row["one_ms"] > 0 and row["chunk_ms_per_prompt"] > 0 and row["gmac_per_s"] > 0
+    assert set(result["profiles"]) == {
+        f"{d}, {p}" for d in ("whole decoder", "prompt side") for p in ("f32", "default")
+    }
+    table = decoder_speed.markdown(result)
+    assert table.count("| OpenVINO ") == 4 and "| PyTorch eager f32" in table and "FullyConnected" in table
+    print(table)

@@ -1,0 +1,190 @@
+"""The prompt decoder alone: milliseconds and multiply-adds per prompt, and the rate reached against the encoder's.
+
+    .venv/bin/python -m benchmarks.decoder_speed              # vit_b, f32 and the default precision
+    .venv/bin/python -m benchmarks.decoder_speed --profile    # and OpenVINO's time per layer type
+
+For each precision (the f32 hint, then the device's default: bf16 where the CPU has it) it
+times, for one point prompt and per prompt in a chunk of 16: PyTorch's prompt encoder + mask
+decoder (eager, f32 only), the whole decoder IR (SAM's own split, what notebook 01 converts)
+and the prompt side of the split decoder, whose image side runs once per image and is timed
+apart. GMAC per prompt are counted by torch's FlopCounterMode on the module each IR was made
+from, and the rate (GMAC/s) is taken over the chunk; the OpenVINO encoder's rate at the same
+precision, counted and timed the same way, is the practical limit the decoder is measured against.
+Writes benchmarks/results/decoder_speed.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+
+from benchmarks.encoder_profile import markdown as profile_markdown
+from benchmarks.encoder_profile import profile
+from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header, write_json
+from utils.accuracy import fixed_prompts
+from utils.precision import F32
+from utils.predictor import DECODER_CHUNK, decoder_points
+from utils.transforms import encoder_input, read_rgb_image
+
+PRECISIONS = {"f32": F32, "default": {}}
+
+
+def count_gmac(module, inputs: dict) -> float:
+    """Multiply-adds of one forward pass of ``module`` on ``inputs`` (keyword tensors), in billions."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(**inputs)
+    return counter.get_total_flops() / 2e9
+
+
+def prompt_inputs(image: np.ndarray, batch: int) -> dict[str, np.ndarray]:
+    """The one-point prompt of `utils.accuracy.fixed_prompts`, repeated ``batch`` times, as decoder points."""
+    one_point = fixed_prompts(image)["one point"]
+    coords, labels = decoder_points(
+        (one_point["point_coords"][None], one_point["point_labels"][None]), None, image.shape[:2]
+    )
+    return {"point_coords": np.repeat(coords, batch, axis=0), "point_labels": np.repeat(labels, batch, axis=0)}
+
+
+def whole_decoder_inputs(embedding: np.ndarray, points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    batch = len(points["point_coords"])
+    return {
+        "image_embeddings": embedding,
+        **points,
+        "mask_input": np.zeros((batch, 1, 256, 256), np.float32),
+        "has_mask_input": np.zeros(batch, np.float32),
+    }
+
+
+def torch_modules(sam) -> dict:
+    from utils.export_wrappers import DecoderImageSide, DecoderPromptSide, ImageEncoderModel, PromptDecoderModel
+
+    return {
+        "encoder": ImageEncoderModel(sam).eval(),
+        "whole": PromptDecoderModel(sam).eval(),
+        "image side": DecoderImageSide(sam).eval(),
+        "prompt side": DecoderPromptSide(sam).eval(),
+    }
+
+
+def as_torch(inputs: dict) -> dict:
+    import torch
+
+    return {name: torch.as_tensor(np.asarray(value)) for name, value in inputs.items()}
+
+
+def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int = 0) -> dict:
+    """Every row of the table, for each precision; with ``profile_runs`` also the per-layer-type profiles."""
+    from utils.ir_store import DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML, DECODER_XML, ENCODER_XML
+
+    modules = torch_modules(sam)
+    preprocessed = encoder_input(image)
+    core = ov.Core()
+    embedding = np.asarray(core.compile_model(ir_folder / ENCODER_XML, "CPU", F32)(preprocessed)[0])
+    image_side_f32 = core.compile_model(ir_folder / DECODER_IMAGE_SIDE_XML, "CPU", F32)
+    per_image = {port.get_any_name(): np.asarray(value) for port, value in image_side_f32(embedding).items()}
+    points = {"one": prompt_inputs(image, 1), "chunk": prompt_inputs(image, DECODER_CHUNK)}
+    inputs = {
+        "whole": {size: whole_decoder_inputs(embedding, p) for size, p in points.items()},
+        "prompt side": {size: {**per_image, **p} for size, p in points.items()},
+    }
+    gmac = {name: count_gmac(modules[name], as_torch(inputs[name]["one"])) for name in ("whole", "prompt side")}
+    gmac["encoder"] = count_gmac(modules["encoder"], as_torch({"image": preprocessed}))
+    gmac["image side"] = count_gmac(modules["image side"], as_torch({"image_embeddings": embedding}))
+
+    rows = {"PyTorch eager f32, prompt encoder + mask decoder": _torch_row(modules["whole"], inputs["whole"], repeats)}
+    profiles = {}
+    xml_files = {"whole": DECODER_XML, "prompt side": DECODER_PROMPT_SIDE_XML}
+    for precision, config in PRECISIONS.items():
+        encoder = core.compile_model(ir_folder / ENCODER_XML, "CPU", config)
+        encoder_rate = gmac["encoder"] / median_ms(lambda encoder=encoder: encoder(preprocessed), 2) * 1e3
+        image_side = core.compile_model(ir_folder / DECODER_IMAGE_SIDE_XML, "CPU", config)
+        for name, key in (("whole decoder", "whole"), ("split decoder, prompt side", "prompt side")):
+            row = _openvino_row(core.compile_model(ir_folder / xml_files[key], "CPU", config), inputs[key], repeats)
+            row["encoder_gmac_per_s"] = encoder_rate
+            if key == "prompt side":
+                row["image_side_ms"] = median_ms(lambda image_side=image_side: image_side(embedding), repeats)
+            rows[f"OpenVINO {precision}, {name}"] = row
+            if profile_runs:
+                profiles[f"{name}, {precision}"] = profile(
+                    ir_folder / xml_files[key], inputs[key]["one"], config, profile_runs
+                )
+    for name, row in rows.items():
+        row["gmac_per_prompt"] = gmac["prompt side" if "prompt side" in name else "whole"]
+        row["gmac_per_s"] = row["gmac_per_prompt"] / row["chunk_ms_per_prompt"] * 1e3
+    return {"gmac": gmac, "rows": rows, "profiles": profiles}
+
+
+def _torch_call(module, inputs: dict) -> None:
+    import torch
+
+    with torch.no_grad():
+        module(**as_torch(inputs))
+
+
+def _torch_row(module, inputs: dict, repeats: int) -> dict:
+    return {
+        "one_ms": median_ms(lambda: _torch_call(module, inputs["one"]), repeats, warmup=2),
+        "chunk_ms_per_prompt": median_ms(lambda: _torch_call(module, inputs["chunk"]), max(repeats // 4, 2))
+        / DECODER_CHUNK,
+    }
+
+
+def _openvino_row(compiled: ov.CompiledModel, inputs: dict, repeats: int) -> dict:
+    request = compiled.create_infer_request()
+    return {
+        "one_ms": median_ms(lambda: request.infer(inputs["one"]), repeats, warmup=3),
+        "chunk_ms_per_prompt": median_ms(lambda: request.infer(inputs["chunk"]), max(repeats // 4, 2)) / DECODER_CHUNK,
+    }
+
+
+def markdown(result: dict) -> str:
+    gmac = result["gmac"]
+    lines = [
+        f"GMAC: encoder {gmac['encoder']:.1f} per image; whole decoder {gmac['whole']:.3f} per prompt; "
+        f"split decoder {gmac['image side']:.3f} per image + {gmac['prompt side']:.3f} per prompt.",
+        "",
+        f"| decoder | one prompt (ms) | per prompt in a chunk of {DECODER_CHUNK} (ms) | GMAC per prompt | GMAC/s "
+        "| encoder GMAC/s, same precision | share of the encoder's rate | image side, once per image (ms) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in result["rows"].items():
+        image_side = f"{row['image_side_ms']:.1f}" if "image_side_ms" in row else "-"
+        encoder_rate = row.get("encoder_gmac_per_s")
+        limit = f"{encoder_rate:.0f} | {100 * row['gmac_per_s'] / encoder_rate:.0f}%" if encoder_rate else "- | -"
+        lines.append(
+            f"| {name} | {row['one_ms']:.1f} | {row['chunk_ms_per_prompt']:.1f} | {row['gmac_per_prompt']:.3f} | "
+            f"{row['gmac_per_s']:.0f} | {limit} | {image_side} |"
+        )
+    for name, layers in result["profiles"].items():
+        lines += ["", profile_markdown(f"{name}, one prompt", layers, top=10)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from utils.checkpoints import load_sam
+    from utils.convert import ensure_sam_ir
+
+    parser = benchmark_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=30, help="timed runs of one prompt (median)")
+    parser.add_argument("--profile", action="store_true", help="also print OpenVINO's time per layer type")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "decoder_speed.json")
+    args = parser.parse_args(argv)
+
+    cpu = print_header(args.model_type)
+    encoder_xml, _ = ensure_sam_ir(args.model_type, args.models_dir)
+    sam = load_sam(args.model_type, args.models_dir / "checkpoints")
+    result = run(sam, encoder_xml.parent, read_rgb_image(args.image), args.repeats, 5 if args.profile else 0)
+    result.update(cpu=cpu, model_type=args.model_type)
+    print()
+    print(markdown(result))
+    write_json(result, args.output)
+    return result
+
+
+if __name__ == "__main__":
+    main()
