@@ -10,6 +10,8 @@ and the prompt side of the split decoder, whose image side runs once per image a
 apart. GMAC per prompt are counted by torch's FlopCounterMode on the module each IR was made
 from, and the rate (GMAC/s) is taken over the chunk; the OpenVINO encoder's rate at the same
 precision, counted and timed the same way, is the practical limit the decoder is measured against.
+Then the decoder at the default precision is compared with f32 on the same f32 embedding: mask
+IoU over fixed prompts on the images in data/ (``--agreement-dir``).
 Writes benchmarks/results/decoder_speed.json.
 """
 
@@ -119,6 +121,26 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
     return {"gmac": gmac, "rows": rows, "profiles": profiles}
 
 
+def decoder_precision_agreement(ir_folder: Path, images: dict[str, np.ndarray]) -> dict:
+    """The decoder at the device's default precision against f32, both on the same f32 embedding.
+
+    `utils.accuracy.compare_on_images` over its fixed prompts (multimask on and off) on
+    every image; only the decoder's precision differs, because both predictors run the
+    same compiled f32 encoder. Where the default precision is f32 the masks are the same.
+    """
+    from utils.accuracy import compare_on_images
+    from utils.ir_store import DECODER_XML, ENCODER_XML
+    from utils.predictor import OVSamPredictor
+
+    reference = OVSamPredictor(ir_folder / ENCODER_XML, ir_folder / DECODER_XML, config=F32)
+    default_decoder = OVSamPredictor(ir_folder / ENCODER_XML, ir_folder / DECODER_XML)
+    default_decoder.encoder = reference.encoder
+    result = compare_on_images(default_decoder, reference, images)
+    precision = default_decoder.decoder_prompt_side.get_property("INFERENCE_PRECISION_HINT")
+    keep = ("mean_mask_iou", "worst_mask_iou", "worst_score_difference")
+    return {"precision": precision.get_type_name(), "images": list(images), **{key: result[key] for key in keep}}
+
+
 def _torch_call(module, inputs: dict) -> None:
     import torch
 
@@ -160,6 +182,15 @@ def markdown(result: dict) -> str:
             f"| {name} | {row['one_ms']:.1f} | {row['chunk_ms_per_prompt']:.1f} | {row['gmac_per_prompt']:.3f} | "
             f"{row['gmac_per_s']:.0f} | {limit} | {image_side} |"
         )
+    agreement = result.get("precision_agreement")
+    if agreement:
+        lines += [
+            "",
+            f"Decoder at the default precision ({agreement['precision']}) against f32, on the same f32 embedding, "
+            f"over the fixed prompts (multimask on and off) on {', '.join(agreement['images'])}: mask IoU mean "
+            f"{agreement['mean_mask_iou']:.4f}, worst {agreement['worst_mask_iou']:.4f}; largest score difference "
+            f"{agreement['worst_score_difference']:.1e}.",
+        ]
     for name, layers in result["profiles"].items():
         lines += ["", profile_markdown(f"{name}, one prompt", layers, top=10)]
     return "\n".join(lines)
@@ -168,10 +199,14 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     from utils.checkpoints import load_sam
     from utils.convert import ensure_sam_ir
+    from utils.quantize import image_files
 
     parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=30, help="timed runs of one prompt (median)")
     parser.add_argument("--profile", action="store_true", help="also print OpenVINO's time per layer type")
+    parser.add_argument(
+        "--agreement-dir", type=Path, default=ROOT / "data", help="images for the default-precision decoder's mask IoU"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "decoder_speed.json")
     args = parser.parse_args(argv)
 
@@ -179,6 +214,8 @@ def main(argv: list[str] | None = None) -> dict:
     encoder_xml, _ = ensure_sam_ir(args.model_type, args.models_dir)
     sam = load_sam(args.model_type, args.models_dir / "checkpoints")
     result = run(sam, encoder_xml.parent, read_rgb_image(args.image), args.repeats, 5 if args.profile else 0)
+    images = {path.name: read_rgb_image(path) for path in image_files(args.agreement_dir)}
+    result["precision_agreement"] = decoder_precision_agreement(encoder_xml.parent, images)
     result.update(cpu=cpu, model_type=args.model_type)
     print()
     print(markdown(result))

@@ -160,9 +160,19 @@ def test_decoder_speed_counts_work_and_times_every_decoder(sam, ir_f32):
         for decoder in ("whole decoder", "split decoder, prompt side"):
             row = result["rows"][f"OpenVINO {precision}, {decoder}"]
             assert row["one_ms"] > 0 and row["chunk_ms_per_prompt"] > 0 and row["gmac_per_s"] > 0
-    assert set(result["profiles"]) == {
-        f"{d}, {p}" for d in ("whole decoder", "prompt side") for p in ("f32", "default")
-    }
+    decoders = ("whole decoder", "split decoder, prompt side")
+    assert set(result["profiles"]) == {f"{d}, {p}" for d in decoders for p in ("f32", "default")}
     table = decoder_speed.markdown(result)
     assert table.count("| OpenVINO ") == 4 and "| PyTorch eager f32" in table and "FullyConnected" in table
     print(table)
+
+
+def test_default_precision_decoder_is_compared_on_the_same_f32_embedding(ir_f32):
+    images = {name: image for name, image in make_test_images().items() if name in ("tiny", "portrait")}
+    agreement = decoder_speed.decoder_precision_agreement(ir_f32[0].parent, images)
+    assert agreement["images"] == list(images) and agreement["precision"] in ("f32", "bf16")
+    print(f"decoder at {agreement['precision']} against f32: {agreement}")
+    if agreement["precision"] == "f32":  # a CPU without bf16: the very same computation
+        assert agreement["worst_mask_iou"] >= 0.999 and agreement["worst_score_difference"] <= 1e-5
+    else:
+        assert 0.9 <= agreement["mean_mask_iou"] < 1.0
