@@ -112,3 +112,14 @@ def test_a_lone_half_is_refused_naming_both(ir_f32, tmp_path):
     with pytest.raises(FileNotFoundError, match="go together") as error:
         OVSamPredictor(encoder_xml, decoder_xml)
     assert DECODER_IMAGE_SIDE_XML in str(error.value) and DECODER_PROMPT_SIDE_XML in str(error.value)
+
+
+def test_halves_from_another_conversion_than_the_whole_decoder_are_refused(ir_f32, tmp_path):
+    """Same shapes for every SAM decoder: only the conversion id tells a vit_h decoder beside vit_b halves."""
+    encoder_xml, decoder_xml = copy_ir_folder(ir_f32, tmp_path / "other-whole-decoder")
+    other = ov.Core().read_model(ir_f32[1])  # read from the original: its .bin is mapped, not rewritten
+    other.set_rt_info("another-conversion", CONVERSION_ID_KEY)
+    ov.save_model(other, decoder_xml, compress_to_fp16=False)
+    with pytest.raises(ValueError, match="do not come from the same conversion") as error:
+        OVSamPredictor(encoder_xml, decoder_xml)
+    assert decoder_xml.name in str(error.value) and "another-conversion" in str(error.value)

@@ -287,7 +287,7 @@ def test_widget_in_jupyterlab(tmp_path):
                 print(
                     f"\nclick-to-repaint latency, ms: median {statistics.median(latencies[:3]):.0f} over point, "
                     f"right click and drag: {[round(value) for value in latencies]}; of which predict() in the "
-                    f"kernel (decoder and upscaling; reset runs none): {[round(value) for value in predict_ms]}"
+                    f"kernel (decoder and upscaling; reset runs none): {[ms and round(ms) for ms in predict_ms]}"
                 )
                 print(f"browser test took {time.monotonic() - started:.0f} s; screenshot {tmp_path / 'widget.png'}")
             finally:

@@ -10,8 +10,8 @@ export options, so a second call with the same weights returns at once.
 Besides SAM's own two models it saves the decoder split for speed
 (`utils.export_wrappers.DecoderImageSide`, run once per image, and
 `DecoderPromptSide`, run per prompt without a mask input), which `OVSamPredictor`
-uses when it finds them beside the decoder. Both halves carry the same conversion id
-in their runtime info, so halves from two different conversions are never paired.
+uses when it finds them beside the decoder. The whole decoder and both halves carry the
+same conversion id in their runtime info, so IR from two conversions is never mixed.
 
 Fused attention is the default (``fused_attention=True``, see
 `utils.export_wrappers.sdpa_attention`); ``False`` keeps the plain
@@ -73,7 +73,7 @@ def _convert_encoder(sam: "Sam", fused: bool) -> ov.Model:
     return model
 
 
-def _convert_decoder(sam: "Sam") -> ov.Model:
+def _convert_decoder(sam: "Sam", conversion_id: str) -> ov.Model:
     import torch
 
     from utils.export_wrappers import DECODER_INPUT_SHAPES, PromptDecoderModel, decoder_example_input
@@ -84,6 +84,7 @@ def _convert_decoder(sam: "Sam") -> ov.Model:
         model = ov.convert_model(PromptDecoderModel(sam).eval(), example_input=example, input=shapes)
     _name_ports(model.inputs, list(example))
     _name_ports(model.outputs, ["masks", "iou_predictions"])
+    model.set_rt_info(conversion_id, CONVERSION_ID_KEY)
     return model
 
 
@@ -172,10 +173,10 @@ def convert_sam(
 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / STAMP_FILE).unlink(missing_ok=True)
-    conversion_id = f"{weights}/{uuid.uuid4().hex}"  # pairs the decoder's two halves
+    conversion_id = f"{weights}/{uuid.uuid4().hex}"  # ties the decoder's halves to the whole decoder
     steps = [
         ("convert image encoder", lambda: _convert_encoder(sam, fused_attention)),
-        ("convert prompt decoder", lambda: _convert_decoder(sam)),
+        ("convert prompt decoder", lambda: _convert_decoder(sam, conversion_id)),
         ("convert decoder, image side", lambda: _convert_decoder_image_side(sam, conversion_id)),
         ("convert decoder, prompt side", lambda: _convert_decoder_prompt_side(sam, conversion_id)),
     ]

@@ -1,4 +1,4 @@
-"""The two PyTorch modules that `ov.convert_model` turns into SAM's two OpenVINO models.
+"""The PyTorch modules that `ov.convert_model` turns into SAM's two OpenVINO models, and the decoder's halves.
 
 SAM is split where its cost is split: the heavy ViT image encoder runs once per
 image, the light prompt encoder + mask decoder once per prompt (or batch of
@@ -12,6 +12,9 @@ tensor-out ``forward`` that tracing can follow:
   cannot express. The wrapper re-expresses them as always-present tensors: box
   corners become points with labels 2 and 3, a padding point has label -1, and
   ``has_mask_input`` blends the ``mask_input`` embedding with the "no mask" one.
+- `DecoderImageSide` and `DecoderPromptSide`: the same decoder split for speed, the
+  part that depends on the image alone run once per image, the rest per prompt
+  (prompts without a mask input); see their docstrings.
 
 `sdpa_attention` is an export-time option for the encoder: inside it, every ViT
 `Attention` computes its attention with one ``scaled_dot_product_attention`` call
@@ -207,7 +210,7 @@ class DecoderPromptSide(nn.Module):
 
     def __init__(self, sam: Sam) -> None:
         super().__init__()
-        self.points = PromptDecoderModel(sam)
+        self.point_embedder = PromptDecoderModel(sam)  # for its embed_points
         self.mask_decoder = sam.mask_decoder
 
     def forward(
@@ -221,7 +224,7 @@ class DecoderPromptSide(nn.Module):
         point_labels: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         decoder = self.mask_decoder
-        sparse = self.points.embed_points(point_coords, point_labels)
+        sparse = self.point_embedder.embed_points(point_coords, point_labels)
         output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
         point_embedding = torch.cat((output_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1), sparse), dim=1)
         first, second = decoder.transformer.layers
@@ -289,7 +292,7 @@ def _masks_and_scores(
     [B, 4, 256, 256], which moves 4 values per pixel instead of the 32 channels.
     """
     first_conv, norm, first_activation, second_conv, second_activation = decoder.output_upscaling
-    batch, side = tokens.shape[0], int(math.isqrt(keys.shape[1]))
+    batch, side = tokens.shape[0], math.isqrt(keys.shape[1])
     upscaled = _transposed_conv_as_linear(first_conv, keys)  # [B, 4096, 4 (dy1 dx1), 64]
     upscaled = torch.nn.functional.layer_norm(upscaled, upscaled.shape[-1:], eps=norm.eps) * norm.weight + norm.bias
     upscaled = _transposed_conv_as_linear(second_conv, first_activation(upscaled))  # [B, 4096, 4, 4 (dy2 dx2), 32]

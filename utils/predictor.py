@@ -1,11 +1,12 @@
-"""`OVSamPredictor`: `segment_anything.SamPredictor`'s interface on two OpenVINO models.
+"""`OVSamPredictor`: `SamPredictor`'s interface on SAM's two OpenVINO models (and the decoder's halves).
 
 `set_image` runs the image encoder once; every `predict` call runs only the
 light prompt decoder and upscales its logits in numpy, so prompts are cheap.
 Where the conversion saved the decoder's two halves beside it (see
 `utils.export_wrappers.DecoderImageSide`), `set_image` also runs the image side once,
 and prompts without a ``mask_input`` run only the prompt side; prompts with one run
-the whole decoder. Both give the same masks.
+the whole decoder. Both compute the same maths in another order, so they agree up to
+rounding (to about 4e-7 at f32; more at bf16).
 Inputs, outputs, shapes and meaning follow `SamPredictor` one for one; the
 difference is that everything is numpy and nothing here imports torch.
 """
@@ -47,7 +48,7 @@ class OVSamPredictor:
             (``prompt_decoder_image_side.xml``, ``prompt_decoder_prompt_side.xml``) are in
             the same folder, they are used for prompts without a mask input.
         device: an OpenVINO device name, e.g. "CPU", "GPU" or "AUTO".
-        config: properties passed to `compile_model` for both models, e.g.
+        config: properties passed to `compile_model` for every model, e.g.
             ``{"INFERENCE_PRECISION_HINT": "f32"}`` for exact parity with PyTorch.
 
     Attributes besides `SamPredictor`'s: ``encoder`` and ``decoder`` (the compiled IR),
@@ -75,9 +76,10 @@ class OVSamPredictor:
             raise ValueError(f"OpenVINO device {device!r} is not available here; choose one of {available}.")
         self.device = device
         self.encoder = core.compile_model(encoder_xml, device, config or {})
-        self.decoder = core.compile_model(decoder_xml, device, config or {})
+        decoder = core.read_model(decoder_xml)
+        self.decoder = core.compile_model(decoder, device, config or {})
         self._decoder_request = self.decoder.create_infer_request()
-        halves = _compile_decoder_halves(core, Path(decoder_xml).parent, device, config or {})
+        halves = _compile_decoder_halves(core, Path(decoder_xml), _conversion_id(decoder), device, config or {})
         self.decoder_image_side, self.decoder_prompt_side = halves or (None, None)
         self._prompt_side_request = None if halves is None else self.decoder_prompt_side.create_infer_request()
         self.reset_image()
@@ -87,13 +89,13 @@ class OVSamPredictor:
         """Run the image encoder on an HxWx3 uint8 image (HxW gray and HxWx4 RGBA are converted)."""
         image = to_rgb_uint8(image, image_format)
         resized = resize_longest_side(image)
-        embedding = self.encoder(normalize_and_pad(resized))[0]
-        self.features = np.asarray(embedding, dtype=np.float32).copy()
+        features = np.asarray(self.encoder(normalize_and_pad(resized))[0], dtype=np.float32).copy()
+        image_side_outputs = {}
         if self.decoder_image_side is not None:
-            per_image = self.decoder_image_side(self.features)
-            self.image_side_outputs = {
-                port.get_any_name(): np.array(per_image[port]) for port in self.decoder_image_side.outputs
-            }
+            per_image = self.decoder_image_side(features)
+            image_side_outputs = {port.get_any_name(): np.array(value) for port, value in per_image.items()}
+        # assigned only once everything is computed: a failure above leaves the previous image intact
+        self.features, self.image_side_outputs = features, image_side_outputs
         self.original_size = tuple(image.shape[:2])
         self.input_size = tuple(resized.shape[:2])
         self.is_image_set = True
@@ -243,15 +245,21 @@ class OVSamPredictor:
             raise RuntimeError("No image is set: call set_image(image) before predicting.")
 
 
-def _compile_decoder_halves(
-    core: ov.Core, folder: Path, device: str, config: dict
-) -> tuple[ov.CompiledModel, ov.CompiledModel] | None:
-    """Compile the decoder's image and prompt sides found in ``folder``; None when neither is there.
+def _conversion_id(model: ov.Model) -> str | None:
+    """The id `utils.convert.convert_sam` stamps into the decoder IR it makes, or None (hand-made IR)."""
+    return model.get_rt_info(CONVERSION_ID_KEY).astype(str) if model.has_rt_info(CONVERSION_ID_KEY) else None
 
-    The two must come from one conversion (the same id in their runtime info, the image
-    side's outputs named as the prompt side's first inputs); otherwise, or when only one
-    of them exists, the error names both files.
+
+def _compile_decoder_halves(
+    core: ov.Core, decoder_xml: Path, decoder_id: str | None, device: str, config: dict
+) -> tuple[ov.CompiledModel, ov.CompiledModel] | None:
+    """Compile the decoder's image and prompt sides found beside ``decoder_xml``; None when neither is there.
+
+    The halves must come from the same conversion as the whole decoder (the same id in the
+    runtime info of all three) and fit each other (the image side's outputs named as the
+    prompt side's first inputs); otherwise, or when only one half exists, the error names the files.
     """
+    folder = decoder_xml.parent
     image_xml, prompt_xml = folder / DECODER_IMAGE_SIDE_XML, folder / DECODER_PROMPT_SIDE_XML
     present = [path for path in (image_xml, prompt_xml) if path.is_file()]
     if not present:
@@ -262,16 +270,13 @@ def _compile_decoder_halves(
             f"The decoder halves {image_xml} and {prompt_xml} go together, only {present[0]} exists: {remake}."
         )
     image_side, prompt_side = core.read_model(image_xml), core.read_model(prompt_xml)
-    ids = [
-        model.get_rt_info(CONVERSION_ID_KEY).astype(str) if model.has_rt_info(CONVERSION_ID_KEY) else None
-        for model in (image_side, prompt_side)
-    ]
+    ids = [_conversion_id(model) for model in (image_side, prompt_side)]
     outputs = [port.get_any_name() for port in image_side.outputs]
     inputs = [port.get_any_name() for port in prompt_side.inputs][: len(outputs)]
-    if ids[0] is None or ids[0] != ids[1] or outputs != inputs:
+    if decoder_id is None or ids != [decoder_id, decoder_id] or outputs != inputs:
         raise ValueError(
             f"The decoder halves {image_xml} (conversion {ids[0]}) and {prompt_xml} (conversion {ids[1]}) "
-            f"do not come from the same conversion: {remake}."
+            f"do not come from the same conversion as {decoder_xml} (conversion {decoder_id}): {remake}."
         )
     return core.compile_model(image_side, device, config), core.compile_model(prompt_side, device, config)
 

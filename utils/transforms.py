@@ -82,7 +82,8 @@ def postprocess_masks(
     times faster than the same planes interleaved as channels, and no transposes are needed.
     """
     batch, channels = low_res_logits.shape[:2]
-    planes = low_res_logits.reshape(batch * channels, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE).astype(np.float32)
+    planes = low_res_logits.reshape(batch * channels, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE)
+    planes = planes.astype(np.float32, copy=False)
     out = np.empty((batch * channels, *original_size), dtype=np.float32)
     for plane, upscaled in zip(planes, out):
         full = cv2.resize(plane, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_LINEAR)

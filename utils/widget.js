@@ -104,7 +104,8 @@ function render({ model, el }) {
     const shape = model.get("mask_shape");
     if (shape.length === 2) {
       const [height, width] = shape;
-      const bits = new Uint8Array(model.get("mask_bits").buffer);
+      const view = model.get("mask_bits"); // a DataView, possibly into a larger buffer
+      const bits = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
       mask.width = width;
       mask.height = height;
       const overlay = new ImageData(width, height);
@@ -152,7 +153,7 @@ function render({ model, el }) {
   });
 
   model.on("change:image_data", loadImage);
-  model.on("change:mask_bits", paintMask);
+  model.on("change:mask_version", paintMask); // bits, shape and version arrive in one message
   for (const name of ["points", "labels", "box", "scores", "candidate", "message"]) {
     model.on(`change:${name}`, redraw);
   }

@@ -37,14 +37,12 @@ OVERLAY_MAX_SIDE = 1024
 the canvas stretches it to the image (`widget.mask` stays full size)."""
 
 
-def _data_url(image: np.ndarray, extension: str) -> str:
-    """Encode an RGB(A) uint8 image as a data URL the browser can draw."""
-    channels = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
-    ok, encoded = cv2.imencode(extension, cv2.cvtColor(image, channels))
+def _jpeg_data_url(image: np.ndarray) -> str:
+    """Encode an RGB uint8 image as a JPEG data URL the browser can draw."""
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise ValueError(f"Could not encode an image of shape {image.shape} as {extension}.")
-    mime = "image/png" if extension == ".png" else "image/jpeg"
-    return f"data:{mime};base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+        raise ValueError(f"Could not encode an image of shape {image.shape} as JPEG.")
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
 class SamWidget(anywidget.AnyWidget):
@@ -65,6 +63,7 @@ class SamWidget(anywidget.AnyWidget):
     image_data = traitlets.Unicode("").tag(sync=True)
     mask_bits = traitlets.Bytes(b"").tag(sync=True)
     mask_shape = traitlets.List([]).tag(sync=True)
+    mask_version = traitlets.Int(0).tag(sync=True)  # counts published masks: the canvas repaints on each
     mask_rgba = traitlets.List(list(MASK_RGBA)).tag(sync=True)
     points = traitlets.List([]).tag(sync=True)
     labels = traitlets.List([]).tag(sync=True)
@@ -93,7 +92,7 @@ class SamWidget(anywidget.AnyWidget):
         self.predictor.set_image(image)
         self._history.clear()
         self._set_prompts([], [], [])
-        self.image_data = _data_url(image, ".jpg")
+        self.image_data = _jpeg_data_url(image)
         self.message = ""
 
     @property
@@ -176,6 +175,7 @@ class SamWidget(anywidget.AnyWidget):
     def _set_prompts(self, points: list, labels: list, box: list) -> None:
         """Predict for these prompts, then publish prompts, scores and mask together."""
         masks, scores = None, []
+        self.last_latency_ms = None
         if points or box:
             start = time.perf_counter()
             masks, scores, _ = self.predictor.predict(**self._arguments_for(points, labels, box))
@@ -192,6 +192,7 @@ class SamWidget(anywidget.AnyWidget):
         if self.mask is None:
             with self.hold_sync():
                 self.mask_shape, self.mask_bits = [], b""
+                self.mask_version += 1
             return
         inside = self.mask.view(np.uint8)
         scale = OVERLAY_MAX_SIDE / max(inside.shape)
@@ -201,3 +202,4 @@ class SamWidget(anywidget.AnyWidget):
         with self.hold_sync():
             self.mask_shape = list(inside.shape)
             self.mask_bits = np.packbits(inside, axis=None).tobytes()
+            self.mask_version += 1
