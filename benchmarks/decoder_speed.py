@@ -27,7 +27,7 @@ from benchmarks.encoder_profile import profile
 from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header, write_json
 from utils.accuracy import fixed_prompts
 from utils.precision import F32
-from utils.predictor import DECODER_CHUNK, decoder_points
+from utils.predictor import DECODER_CHUNK, decoder_points, whole_decoder_inputs
 from utils.transforms import encoder_input, read_rgb_image
 
 PRECISIONS = {"f32": F32, "default": {}}
@@ -50,16 +50,6 @@ def prompt_inputs(image: np.ndarray, batch: int) -> dict[str, np.ndarray]:
         (one_point["point_coords"][None], one_point["point_labels"][None]), None, image.shape[:2]
     )
     return {"point_coords": np.repeat(coords, batch, axis=0), "point_labels": np.repeat(labels, batch, axis=0)}
-
-
-def whole_decoder_inputs(embedding: np.ndarray, points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    batch = len(points["point_coords"])
-    return {
-        "image_embeddings": embedding,
-        **points,
-        "mask_input": np.zeros((batch, 1, 256, 256), np.float32),
-        "has_mask_input": np.zeros(batch, np.float32),
-    }
 
 
 def torch_modules(sam) -> dict:
@@ -91,7 +81,9 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
     per_image = {port.get_any_name(): np.asarray(value) for port, value in image_side_f32(embedding).items()}
     points = {"one": prompt_inputs(image, 1), "chunk": prompt_inputs(image, DECODER_CHUNK)}
     inputs = {
-        "whole": {size: whole_decoder_inputs(embedding, p) for size, p in points.items()},
+        "whole": {
+            size: whole_decoder_inputs(embedding, p["point_coords"], p["point_labels"]) for size, p in points.items()
+        },
         "prompt side": {size: {**per_image, **p} for size, p in points.items()},
     }
     gmac = {name: count_gmac(modules[name], as_torch(inputs[name]["one"])) for name in ("whole", "prompt side")}

@@ -225,20 +225,7 @@ class OVSamPredictor:
             return self._prompt_side_request.infer(
                 {**self.image_side_outputs, "point_coords": coords, "point_labels": labels}
             )
-        batch = len(coords)
-        if mask_input is None:
-            mask = np.zeros((batch, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
-        else:
-            mask = np.broadcast_to(mask_input[None], (batch, *mask_input.shape)).astype(np.float32)
-        return self._decoder_request.infer(
-            {
-                "image_embeddings": self.features,
-                "point_coords": coords,
-                "point_labels": labels,
-                "mask_input": mask,
-                "has_mask_input": np.full(batch, 0.0 if mask_input is None else 1.0, dtype=np.float32),
-            }
-        )
+        return self._decoder_request.infer(whole_decoder_inputs(self.features, coords, labels, mask_input))
 
     def _require_image(self) -> None:
         if not self.is_image_set:
@@ -279,6 +266,24 @@ def _compile_decoder_halves(
             f"do not come from the same conversion as {decoder_xml} (conversion {decoder_id}): {remake}."
         )
     return core.compile_model(image_side, device, config), core.compile_model(prompt_side, device, config)
+
+
+def whole_decoder_inputs(
+    embedding: np.ndarray, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """The whole decoder's five inputs for decoder points [B,N,2], [B,N]; ``mask_input`` [1,256,256] or None."""
+    batch = len(coords)
+    if mask_input is None:
+        mask = np.zeros((batch, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
+    else:
+        mask = np.broadcast_to(mask_input[None], (batch, *mask_input.shape)).astype(np.float32)
+    return {
+        "image_embeddings": embedding,
+        "point_coords": coords,
+        "point_labels": labels,
+        "mask_input": mask,
+        "has_mask_input": np.full(batch, 0.0 if mask_input is None else 1.0, dtype=np.float32),
+    }
 
 
 def decoder_points(
