@@ -154,6 +154,27 @@ def test_stage_counts_follow_the_masks_through_every_stage(synthetic_ir):
         assert counts[index] < counts[index - 1], f"{stage} dropped nothing: {counts}"
 
 
+def test_memory_does_not_grow_with_points_per_batch(synthetic_ir):
+    """The generator's own arrays (NumPy's allocations, which tracemalloc sees) peak the same for a batch of 16
+    and of 256 points, and the masks are the same: 256 points' low-res logits alone would be 200 MB."""
+    import tracemalloc
+
+    image = small_images()["landscape"]
+    predictor = OVSamPredictor(*synthetic_ir, config=F32)
+    peaks, results = {}, {}
+    for batch in (16, 256):
+        generator = OVSamAutomaticMaskGenerator(
+            predictor, points_per_side=16, points_per_batch=batch, show_progress=False, **NO_FILTERS
+        )
+        tracemalloc.start()
+        results[batch] = generator.generate(image)
+        peaks[batch] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    print(f"peak MiB by points_per_batch: {peaks}")
+    assert peaks[256] < 1.2 * peaks[16], peaks
+    assert [a["predicted_iou"] for a in results[256]] == [a["predicted_iou"] for a in results[16]]
+
+
 @pytest.mark.parametrize("output_mode", ["uncompressed_rle", "coco_rle"])
 def test_output_modes_decode_to_the_binary_masks(output_mode, synthetic_ir):
     image = small_images()["portrait"]

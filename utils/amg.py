@@ -25,7 +25,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from utils.predictor import MASK_THRESHOLD, OVSamPredictor
+from utils.predictor import DECODER_CHUNK, MASK_THRESHOLD, OVSamPredictor
 from utils.transforms import postprocess_masks, to_rgb_uint8
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
@@ -94,7 +94,8 @@ class OVSamAutomaticMaskGenerator:
         predictor: an `OVSamPredictor`; its image is replaced while generating.
         points_per_side: grid points along one side of the image (``points_per_side**2``
             prompts); exclusive with ``point_grids``.
-        points_per_batch: points decoded and filtered per step (the predictor sends 16 per decoder call).
+        points_per_batch: points per step of the progress bar. Kept for upstream's interface: points are
+            decoded, filtered and upscaled 16 at a time whatever it is, so memory does not depend on it.
         pred_iou_thresh: keep masks whose predicted IoU is above this (0 keeps all).
         stability_score_thresh: keep masks at least this stable under a +-offset
             change of the logit threshold (0 keeps all).
@@ -226,6 +227,20 @@ class OVSamAutomaticMaskGenerator:
         return data
 
     def _process_batch(self, points: np.ndarray, crop_box: list[int], image_size: tuple[int, int]) -> _Masks:
+        """One batch of ``points_per_batch`` points, decoded `DECODER_CHUNK` points at a time.
+
+        Each chunk's masks are filtered and upscaled before the next chunk is decoded, so the
+        generator's memory does not grow with ``points_per_batch`` (upstream's does: it keeps
+        every mask of the batch at full size); the batch only sets the progress bar's step.
+        """
+        parts = [
+            self._process_points(points[start : start + DECODER_CHUNK], crop_box, image_size)
+            for start in range(0, len(points), DECODER_CHUNK)
+        ]
+        return _Masks.concat(parts)
+
+    def _process_points(self, points: np.ndarray, crop_box: list[int], image_size: tuple[int, int]) -> _Masks:
+        """Decode a few points, drop masks by predicted IoU, upscale and filter the rest (`_upscale_and_filter`)."""
         low_res, iou_preds = self.predictor.predict_low_res(points[:, None, :], np.ones((len(points), 1)))
         per_point = low_res.shape[1]
         low_res = low_res.reshape(-1, *low_res.shape[2:])
