@@ -5,8 +5,9 @@
 
 From Python (notebook 06): ``compare.run(compare.settings(repeats=1, ...))`` returns the result.
 
-Rows: PyTorch eager f32, PyTorch bf16 autocast, OpenVINO f32 hint, OpenVINO at the
-device's default precision with the plain and the fused-attention export, and
+Rows: PyTorch eager f32, PyTorch bf16 autocast, PyTorch with torch.compile (f32), ONNX
+Runtime (f32, on segment_anything's ONNX export, see `benchmarks.peers`), OpenVINO f32 hint,
+OpenVINO at the device's default precision with the plain and the fused-attention export, and
 OpenVINO with the INT8 encoder. Columns: encoder latency (median after warm-up),
 one point prompt end to end (`predict`, upscaling included), automatic mask
 generation end to end, encoder throughput over several images (OpenVINO:
@@ -15,6 +16,9 @@ the peak memory of the process that measured the row, and the model's size on
 disk. Ratios are against PyTorch eager f32 measured in the same run.
 
 Every row runs in a fresh process, so its peak memory and its thread pools are its own.
+What a row compiles on its first calls (torch.compile) is compiled before any timing, and
+the time it took is printed beside the table. A row whose runtime is not installed here
+(ONNX Runtime: requirements-benchmarks.txt; torch.compile: a C++ compiler) is shown as not run.
 A measurement that fails is shown as failed in the table, and the command then exits
 non-zero. After the rows, the INT8 predictor (calibrated on data/calibration/) is compared
 with the FP one on the other images, those directly in data/ (embedding error, mask IoU on
@@ -42,6 +46,8 @@ from utils.precision import F32, native_bf16
 ROWS = {
     BASELINE: {"backend": "pytorch", "autocast": False},
     "PyTorch bf16 autocast": {"backend": "pytorch", "autocast": True},
+    "PyTorch torch.compile f32": {"backend": "pytorch", "autocast": False, "compile": True},
+    "ONNX Runtime f32": {"backend": "onnxruntime"},
     "OpenVINO f32": {"backend": "openvino", "fused": True, "int8": False, "config": F32},
     "OpenVINO default, plain export": {"backend": "openvino", "fused": False, "int8": False, "config": {}},
     "OpenVINO default, fused export": {"backend": "openvino", "fused": True, "int8": False, "config": {}},
@@ -95,6 +101,7 @@ class RowParts(NamedTuple):
     throughput: Callable[[np.ndarray, int], float]  # (preprocessed image, count) -> images per second
     size_mb: float
     context: contextlib.AbstractContextManager  # entered around every measurement
+    warm_up: Callable[[np.ndarray], object] = lambda image: None  # untimed first calls (compilation), on the image
 
 
 def measure(parts: RowParts, image: np.ndarray, setup: dict) -> dict:
@@ -104,6 +111,7 @@ def measure(parts: RowParts, image: np.ndarray, setup: dict) -> dict:
     one_point = fixed_prompts(image)["one point"]
     result: dict = {"model_size_mb": parts.size_mb}
     with parts.context:
+        result["warm_up_s"] = _guarded(lambda: seconds(lambda: parts.warm_up(image)))
         result["encoder_ms"] = _guarded(
             lambda: median_ms(lambda: parts.predictor.set_image(image), setup["repeats"], setup["warmup"])
         )
@@ -123,16 +131,24 @@ def measure_row(name: str, setup: dict) -> dict:
     spec = ROWS[name]
     if spec["backend"] == "pytorch":
         sam = load_sam(setup["model_type"], Path(setup["models_dir"]) / "checkpoints", show_progress=False)
-        parts = pytorch_parts(sam, spec["autocast"], setup["amg_points_per_side"])
+        parts = pytorch_parts(sam, spec["autocast"], setup["amg_points_per_side"], spec.get("compile", False))
+    elif spec["backend"] == "onnxruntime":
+        parts = onnxruntime_parts(setup)
     else:
         parts = openvino_parts(spec, setup)
     return measure(parts, read_rgb_image(setup["image"]), setup)
 
 
-def pytorch_parts(sam, autocast: bool, amg_points_per_side: int) -> RowParts:
-    """`segment_anything` on ``sam``, in f32 or under bf16 autocast (outputs widened to f32 for NumPy)."""
+def pytorch_parts(sam, autocast: bool, amg_points_per_side: int, compiled: bool = False) -> RowParts:
+    """`segment_anything` on ``sam``, in f32 or under bf16 autocast (outputs widened to f32 for NumPy).
+
+    With ``compiled``, the image encoder and mask decoder go through torch.compile first
+    (`benchmarks.peers.compile_sam`); the warm-up then compiles them for one prompt and for
+    the mask generator's batches, before anything is timed.
+    """
     import torch
 
+    from benchmarks.peers import compile_sam
     from benchmarks.torch_reference import Float32OutputPredictor, bf16_autocast, mask_generator
 
     def throughput(preprocessed: np.ndarray, images: int) -> float:
@@ -142,8 +158,43 @@ def pytorch_parts(sam, autocast: bool, amg_points_per_side: int) -> RowParts:
 
     size_mb = sum(t.numel() * t.element_size() for t in sam.state_dict().values()) / 1e6
     context = bf16_autocast() if autocast else contextlib.nullcontext()
+    if compiled:
+        sam = compile_sam(sam)
+    predictor = Float32OutputPredictor(sam)
     generator = partial(mask_generator, sam, points_per_side=amg_points_per_side)
-    return RowParts(Float32OutputPredictor(sam), generator, throughput, size_mb, context)
+
+    def warm_up(image: np.ndarray) -> None:
+        if compiled:  # one prompt (batch 1), then a generator batch of 4 (the dynamic-batch graph)
+            predictor.set_image(image)
+            predictor.predict(**fixed_prompts(image)["one point"])
+            mask_generator(sam, points_per_side=2).generate(image)
+
+    return RowParts(predictor, generator, throughput, size_mb, context, warm_up)
+
+
+def onnxruntime_parts(setup: dict) -> RowParts:
+    """ONNX Runtime on the ONNX files `prepare_models` exported (`benchmarks.peers.OrtSamPredictor`)."""
+    from benchmarks.peers import OrtSamPredictor
+    from utils.amg import OVSamAutomaticMaskGenerator
+
+    paths = onnx_paths(setup)
+    predictor = OrtSamPredictor(*paths)
+
+    def throughput(preprocessed: np.ndarray, images: int) -> float:  # one image after another, as PyTorch
+        return images / seconds(lambda: [predictor._encode(preprocessed) for _ in range(images)])
+
+    size_mb = sum(path.stat().st_size for path in paths) / 1e6
+    generator = partial(
+        OVSamAutomaticMaskGenerator, predictor, points_per_side=setup["amg_points_per_side"], show_progress=False
+    )
+    return RowParts(predictor, generator, throughput, size_mb, contextlib.nullcontext())
+
+
+def onnx_paths(setup: dict) -> tuple[Path, Path]:
+    from benchmarks.peers import ONNX_DECODER, ONNX_ENCODER
+
+    folder = Path(setup["models_dir"]) / "onnx" / setup["model_type"]
+    return folder / ONNX_ENCODER, folder / ONNX_DECODER
 
 
 def openvino_parts(spec: dict, setup: dict) -> RowParts:
@@ -201,15 +252,37 @@ def _guarded(measurement):
 
 
 # ------------------------------------------------------------------ the parent: set-up, rows, report
-def prepare_models(setup: dict) -> dict:
-    """Convert both exports and quantize the encoder before any timing starts."""
+def prepare_models(setup: dict, onnx: bool) -> dict:
+    """Convert both exports and quantize the encoder before any timing starts; with ``onnx``, export ONNX too.
+
+    The ONNX files are exported anew on every run (tens of seconds), so they never lag the weights.
+    """
     from utils.convert import ensure_sam_ir
     from utils.quantize import ensure_int8_encoder
 
     fused = ensure_sam_ir(setup["model_type"], setup["models_dir"])
     plain = ensure_sam_ir(setup["model_type"], setup["models_dir"], fused_attention=False)
     int8 = ensure_int8_encoder(setup["model_type"], setup["models_dir"], setup["calibration_dir"], setup["subset_size"])
+    if onnx:
+        from benchmarks.peers import export_onnx
+        from utils.checkpoints import load_sam
+
+        sam = load_sam(setup["model_type"], Path(setup["models_dir"]) / "checkpoints", show_progress=False)
+        export_onnx(sam, onnx_paths(setup)[0].parent)
     return {"fused": fused, "plain": plain, "int8": int8}
+
+
+def not_run_reason(spec: dict, cpu: dict, setup: dict) -> str | None:
+    """Why a row is not measured on this machine (no native bf16, a peer's runtime missing), or None."""
+    from benchmarks.peers import onnxruntime_missing, torch_compile_missing
+
+    if spec.get("autocast") and not native_bf16(cpu) and not setup["force_bf16"]:
+        return "no native bf16 (AVX-512 BF16 or AMX) on this CPU; --force-bf16 measures it anyway"
+    if spec.get("compile"):
+        return torch_compile_missing()
+    if spec["backend"] == "onnxruntime":
+        return onnxruntime_missing()
+    return None
 
 
 def unmeasured_row(kind: str, message: str) -> dict:
@@ -251,14 +324,13 @@ def run(settings: dict) -> dict:
     from utils.checkpoints import describe_weights
 
     cpu = print_header(settings["model_type"])
-    models = prepare_models(settings)
+    reasons = {name: not_run_reason(spec, cpu, settings) for name, spec in ROWS.items()}
+    models = prepare_models(settings, onnx=reasons["ONNX Runtime f32"] is None)
     rows = {}
-    for name, spec in ROWS.items():
-        if spec.get("autocast") and not native_bf16(cpu) and not settings["force_bf16"]:
-            rows[name] = unmeasured_row(
-                "not_measured", "no native bf16 (AVX-512 BF16 or AMX) on this CPU; --force-bf16 measures it anyway"
-            )
-            print(f"skipped: {name}: {rows[name]['encoder_ms']['not_measured']}")
+    for name, reason in reasons.items():
+        if reason:
+            rows[name] = unmeasured_row("not_measured", reason)
+            print(f"skipped: {name}: {reason}")
         else:
             rows[name] = run_row_in_subprocess(name, settings)
     add_ratios(rows)

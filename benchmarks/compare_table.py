@@ -13,6 +13,8 @@ COLUMNS = {  # key: (heading, unit, higher is better)
     "throughput_fps": ("throughput", "img/s", True),
 }
 BASELINE = "PyTorch eager f32"
+WARM_UP_WORTH_SAYING_S = 1.0
+PEER_COLOURS = {"PyTorch": "#888", "ONNX": "#d98c00"}  # bar colours by first word of the row name
 
 
 def add_ratios(rows: dict) -> None:
@@ -47,6 +49,11 @@ def markdown(result: dict) -> str:
             f"{name}: not run, {row['encoder_ms']['not_measured']}."
             for name, row in result["rows"].items()
             if isinstance(row["encoder_ms"], dict) and "not_measured" in row["encoder_ms"]
+        ],
+        *[
+            f"{name}: first calls (compilation) took {row['warm_up_s']:.0f} s before timing, not in the columns."
+            for name, row in result["rows"].items()
+            if isinstance(row.get("warm_up_s"), float) and row["warm_up_s"] >= WARM_UP_WORTH_SAYING_S
         ],
         "",
         "| configuration | encoder (ms) | x | one prompt (ms) | x | AMG end to end (s) | x "
@@ -95,7 +102,7 @@ def plot(result: dict, path: Path) -> None:
     figure, axes = plt.subplots(1, len(COLUMNS), figsize=(4.2 * len(COLUMNS), 0.5 * len(names) + 1.6), sharey=True)
     for axis, (column, (heading, unit, _)) in zip(axes, COLUMNS.items()):
         ratios = [result["rows"][name]["ratios"][column] for name in names]
-        colours = ["#888" if "PyTorch" in name else "#0068b5" for name in names]
+        colours = [PEER_COLOURS.get(name.split()[0], "#0068b5") for name in names]  # OpenVINO blue
         bars = axis.barh(names, [ratio or 0 for ratio in ratios], color=colours)
         for bar, name, ratio in zip(bars, names, ratios):
             label = f" {ratio:.2f}x" if ratio is not None else " " + _format(result["rows"][name][column]).split(":")[0]

@@ -9,8 +9,6 @@ import sys
 import matplotlib.image
 import numpy as np
 import pytest
-import torch
-from segment_anything.build_sam import _build_sam
 
 from benchmarks import compare, decoder_speed, prompt_latency
 from benchmarks.compare_table import COLUMNS, failed_measurements, markdown
@@ -40,15 +38,6 @@ def test_cpu_description_names_the_isa_and_decides_bf16_from_openvino():
     assert "amx_bf16" in isa_line(cpu) and "OpenVINO CPU capabilities" in isa_line(cpu)
     if sys.platform.startswith("linux"):  # the flags OpenVINO relies on agree with the kernel's
         assert native_bf16(cpu) == bool(cpu["isa"]["avx512_bf16"] or cpu["isa"]["amx_bf16"])
-
-
-@pytest.fixture(scope="module")
-def tiny_sam():
-    """SAM with a one-block, 32-wide image encoder: bf16 autocast on it takes seconds even where bf16 is emulated."""
-    torch.manual_seed(0)
-    return _build_sam(
-        encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=1, encoder_global_attn_indexes=[0]
-    ).eval()
 
 
 @pytest.mark.parametrize("autocast", [False, True], ids=["f32", "bf16-autocast"])

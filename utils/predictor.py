@@ -89,7 +89,7 @@ class OVSamPredictor:
         """Run the image encoder on an HxWx3 uint8 image (HxW gray and HxWx4 RGBA are converted)."""
         image = to_rgb_uint8(image, image_format)
         resized = resize_longest_side(image)
-        features = np.asarray(self.encoder(normalize_and_pad(resized))[0], dtype=np.float32).copy()
+        features = self._encode(normalize_and_pad(resized))
         image_side_outputs = {}
         if self.decoder_image_side is not None:
             per_image = self.decoder_image_side(features)
@@ -99,6 +99,10 @@ class OVSamPredictor:
         self.original_size = tuple(image.shape[:2])
         self.input_size = tuple(resized.shape[:2])
         self.is_image_set = True
+
+    def _encode(self, encoder_input: np.ndarray) -> np.ndarray:
+        """The image encoder on a normalised, padded 1x3x1024x1024 input: the 1x256x64x64 float32 embedding."""
+        return np.asarray(self.encoder(encoder_input)[0], dtype=np.float32).copy()
 
     def reset_image(self) -> None:
         """Forget the current image and its embedding."""

@@ -1,0 +1,102 @@
+"""The benchmark's peers: ONNX Runtime on segment_anything's ONNX export matches SamPredictor; torch.compile's checks.
+
+These need requirements-benchmarks.txt (CI installs it); without it they are skipped, and
+`benchmarks.compare` shows the ONNX Runtime row as not run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the benchmark peers' packages: pip install -r requirements-benchmarks.txt")
+
+from benchmarks import peers  # noqa: E402 - after the skip
+from utils.accuracy import agreement, fixed_prompts  # noqa: E402
+from utils.amg import OVSamAutomaticMaskGenerator  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def onnx_files(tiny_sam, tmp_path_factory) -> tuple[Path, Path]:
+    return peers.export_onnx(tiny_sam, tmp_path_factory.mktemp("onnx"))
+
+
+@pytest.fixture(scope="module")
+def ort_and_torch(tiny_sam, onnx_files, test_images):
+    from segment_anything import SamPredictor
+
+    image = test_images["landscape"]
+    ort_predictor = peers.OrtSamPredictor(*onnx_files)
+    ort_predictor.set_image(image)
+    torch_predictor = SamPredictor(tiny_sam)
+    torch_predictor.set_image(image)
+    return ort_predictor, torch_predictor, image
+
+
+def test_onnx_runtime_predictor_matches_sam_predictor_on_every_prompt_type(ort_and_torch):
+    ort_predictor, torch_predictor, image = ort_and_torch
+    result = agreement(ort_predictor, torch_predictor, fixed_prompts(image))
+    assert result["embedding_relative_error"] < 1e-4, result
+    assert result["min_mask_iou"] >= 0.99 and result["max_score_difference"] < 1e-3, result
+
+
+def test_onnx_runtime_refines_with_a_mask_input_like_sam_predictor(ort_and_torch):
+    ort_predictor, torch_predictor, image = ort_and_torch
+    one_point = fixed_prompts(image)["one point"]
+    _, _, low_res = torch_predictor.predict(**one_point, multimask_output=False)
+    ours = ort_predictor.predict(**one_point, mask_input=low_res, multimask_output=False, return_logits=True)
+    reference = torch_predictor.predict(**one_point, mask_input=low_res, multimask_output=False, return_logits=True)
+    assert np.abs(ours[2] - reference[2]).max() < 1e-3 * np.abs(reference[2]).max()
+    assert np.abs(ours[1] - reference[1]).max() < 1e-3
+
+
+def test_onnx_decoder_takes_batches_across_chunks_like_one_prompt_at_a_time(ort_and_torch):
+    """20 prompts (two chunks of the predictor's 16) in one call give what 20 single calls give."""
+    ort_predictor, _, image = ort_and_torch
+    h, w = image.shape[:2]
+    points = np.stack([np.linspace(5, w - 5, 20), np.linspace(5, h - 5, 20)], axis=1)[:, None, :]
+    labels = np.ones((20, 1))
+    low_res, scores = ort_predictor.predict_low_res(points, labels)
+    assert low_res.shape == (20, 3, 256, 256) and scores.shape == (20, 3)
+    for index in (0, 17):
+        single, single_scores = ort_predictor.predict_low_res(points[index : index + 1], labels[index : index + 1])
+        np.testing.assert_allclose(low_res[index], single[0], atol=1e-4)
+        np.testing.assert_allclose(scores[index], single_scores[0], atol=1e-5)
+
+
+def test_mask_generator_runs_on_onnx_runtime(ort_and_torch):
+    ort_predictor, _, image = ort_and_torch
+    generator = OVSamAutomaticMaskGenerator(
+        ort_predictor, points_per_side=4, pred_iou_thresh=0, stability_score_thresh=0, show_progress=False
+    )
+    anns = generator.generate(image)
+    assert generator.stage_counts["decoded"] == 16 * 3
+    assert anns and all(ann["segmentation"].shape == image.shape[:2] for ann in anns)
+
+
+def test_onnx_export_writes_both_files_or_none(tiny_sam, tmp_path, monkeypatch):
+    def failing_export(*args, **kwargs):
+        raise RuntimeError("exporter broke")
+
+    monkeypatch.setattr(peers.torch.onnx, "export", failing_export)
+    with pytest.raises(RuntimeError, match="exporter broke"):
+        peers.export_onnx(tiny_sam, tmp_path / "onnx")
+    assert list((tmp_path / "onnx").iterdir()) == []
+
+
+def test_missing_onnx_file_names_the_file_and_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="image_encoder.onnx.*export_onnx"):
+        peers.OrtSamPredictor(tmp_path / "image_encoder.onnx", tmp_path / "prompt_decoder_low_res.onnx")
+
+
+def test_missing_peers_are_named_with_what_installs_them(monkeypatch):
+    assert peers.onnxruntime_missing() is None  # installed: this module would have been skipped otherwise
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: None)
+    assert peers.onnxruntime_missing() == (
+        "onnxruntime, onnx, onnxscript not installed: pip install -r requirements-benchmarks.txt -c constraints.txt"
+    )
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(peers.shutil, "which", lambda name: None)
+    assert "a C++ compiler" in peers.torch_compile_missing()
