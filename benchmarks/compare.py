@@ -252,24 +252,28 @@ def _guarded(measurement):
 
 
 # ------------------------------------------------------------------ the parent: set-up, rows, report
-def prepare_models(setup: dict, onnx: bool) -> dict:
-    """Convert both exports and quantize the encoder before any timing starts; with ``onnx``, export ONNX too.
-
-    The ONNX files are exported anew on every run (tens of seconds), so they never lag the weights.
-    """
+def prepare_models(setup: dict) -> dict:
+    """Convert both exports and quantize the encoder before any timing starts."""
     from utils.convert import ensure_sam_ir
     from utils.quantize import ensure_int8_encoder
 
     fused = ensure_sam_ir(setup["model_type"], setup["models_dir"])
     plain = ensure_sam_ir(setup["model_type"], setup["models_dir"], fused_attention=False)
     int8 = ensure_int8_encoder(setup["model_type"], setup["models_dir"], setup["calibration_dir"], setup["subset_size"])
-    if onnx:
-        from benchmarks.peers import export_onnx
-        from utils.checkpoints import load_sam
-
-        sam = load_sam(setup["model_type"], Path(setup["models_dir"]) / "checkpoints", show_progress=False)
-        export_onnx(sam, onnx_paths(setup)[0].parent)
     return {"fused": fused, "plain": plain, "int8": int8}
+
+
+def export_onnx_in_subprocess(setup: dict) -> str | None:
+    """Export the model to ONNX for the ONNX Runtime row (`benchmarks.peers`); the error if that failed, else None.
+
+    Anew on every run (tens of seconds), so the files never lag the weights; in a worker
+    process, so the parent (a notebook's kernel) does not hold SAM or the tracer's memory.
+    """
+    print("exporting to ONNX for the ONNX Runtime row ...", flush=True)
+    folder = onnx_paths(setup)[0].parent
+    arguments = [str(folder), "--model-type", setup["model_type"], "--models-dir", setup["models_dir"]]
+    error = run_worker("benchmarks.peers", arguments).get("error")
+    return f"ONNX export failed: {error}" if error else None
 
 
 def not_run_reason(spec: dict, cpu: dict, setup: dict) -> str | None:
@@ -324,13 +328,17 @@ def run(settings: dict) -> dict:
     from utils.checkpoints import describe_weights
 
     cpu = print_header(settings["model_type"])
-    reasons = {name: not_run_reason(spec, cpu, settings) for name, spec in ROWS.items()}
-    models = prepare_models(settings, onnx=reasons["ONNX Runtime f32"] is None)
+    models = prepare_models(settings)
     rows = {}
-    for name, reason in reasons.items():
+    for name, spec in ROWS.items():
+        reason = not_run_reason(spec, cpu, settings)
+        failure = export_onnx_in_subprocess(settings) if spec["backend"] == "onnxruntime" and not reason else None
         if reason:
             rows[name] = unmeasured_row("not_measured", reason)
             print(f"skipped: {name}: {reason}")
+        elif failure:
+            rows[name] = unmeasured_row("error", failure)
+            print(f"failed: {name}: {failure}")
         else:
             rows[name] = run_row_in_subprocess(name, settings)
     add_ratios(rows)

@@ -31,12 +31,15 @@ def add_ratios(rows: dict) -> None:
 
 
 def failed_measurements(rows: dict) -> list[str]:
-    """'row: column' for every measurement that raised (a row not measured on purpose is not a failure)."""
+    """'row: column' for every measurement that raised, the warm-up included (a row not run on purpose is no failure).
+
+    A failed warm-up counts because the columns after it may then include compilation.
+    """
     return [
         f"{name}: {column}"
         for name, row in rows.items()
-        for column in COLUMNS
-        if isinstance(row[column], dict) and "error" in row[column]
+        for column in (*COLUMNS, "warm_up_s")
+        if isinstance(row.get(column), dict) and "error" in row[column]
     ]
 
 
@@ -54,6 +57,11 @@ def markdown(result: dict) -> str:
             f"{name}: first calls (compilation) took {row['warm_up_s']:.0f} s before timing, not in the columns."
             for name, row in result["rows"].items()
             if isinstance(row.get("warm_up_s"), float) and row["warm_up_s"] >= WARM_UP_WORTH_SAYING_S
+        ],
+        *[
+            f"{name}: the warm-up failed ({row['warm_up_s']['error']}), so its columns may include compilation."
+            for name, row in result["rows"].items()
+            if isinstance(row.get("warm_up_s"), dict) and "error" in row["warm_up_s"]
         ],
         "",
         "| configuration | encoder (ms) | x | one prompt (ms) | x | AMG end to end (s) | x "

@@ -7,9 +7,12 @@ For each precision (the f32 hint, then the device's default: bf16 where the CPU 
 times, for one point prompt and per prompt in a chunk of 16: PyTorch's prompt encoder + mask
 decoder (eager, f32 only), the whole decoder IR (SAM's own split, what notebook 01 converts)
 and the prompt side of the split decoder, whose image side runs once per image and is timed
-apart. GMAC per prompt are counted by torch's FlopCounterMode on the module each IR was made
-from, and the rate (GMAC/s) is taken over the chunk; the OpenVINO encoder's rate at the same
-precision, counted and timed the same way, is the practical limit the decoder is measured against.
+apart. The peers run SAM's whole decoder at f32, the same graph as the whole decoder IR:
+ONNX Runtime on its `SamOnnxModel` export and torch.compile (`benchmarks.peers`), where
+installed (their compile time is reported apart). GMAC per prompt are counted by torch's
+FlopCounterMode on the module each IR was made from, and the rate (GMAC/s) is taken over the
+chunk; the OpenVINO encoder's rate at the same precision, counted and timed the same way, is
+the practical limit the decoder is measured against.
 Then the decoder at the default precision is compared with f32 on the same f32 embedding: mask
 IoU over fixed prompts on the images in data/ (``--agreement-dir``).
 Writes benchmarks/results/decoder_speed.json.
@@ -17,7 +20,10 @@ Writes benchmarks/results/decoder_speed.json.
 
 from __future__ import annotations
 
+import tempfile
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import openvino as ov
@@ -90,7 +96,13 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
     gmac["encoder"] = count_gmac(modules["encoder"], as_torch({"image": preprocessed}))
     gmac["image side"] = count_gmac(modules["image side"], as_torch({"image_embeddings": embedding}))
 
-    rows = {"PyTorch eager f32, prompt encoder + mask decoder": _torch_row(modules["whole"], inputs["whole"], repeats)}
+    rows = {
+        "PyTorch eager f32, prompt encoder + mask decoder": _row(
+            lambda feed: _torch_call(modules["whole"], feed), inputs["whole"], repeats
+        )
+    }
+    peers, peers_not_run = _peer_rows(sam, modules["whole"], embedding, points, inputs["whole"], repeats)
+    rows.update(peers)
     profiles = {}
     xml_files = {"whole": DECODER_XML, "prompt side": DECODER_PROMPT_SIDE_XML}
     for precision, config in PRECISIONS.items():
@@ -98,7 +110,8 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
         encoder_rate = gmac["encoder"] / median_ms(lambda encoder=encoder: encoder(preprocessed), 2) * 1e3
         image_side = core.compile_model(ir_folder / DECODER_IMAGE_SIDE_XML, "CPU", config)
         for name, key in (("whole decoder", "whole"), ("split decoder, prompt side", "prompt side")):
-            row = _openvino_row(core.compile_model(ir_folder / xml_files[key], "CPU", config), inputs[key], repeats)
+            request = core.compile_model(ir_folder / xml_files[key], "CPU", config).create_infer_request()
+            row = _row(request.infer, inputs[key], repeats)
             row["encoder_gmac_per_s"] = encoder_rate
             if key == "prompt side":
                 row["image_side_ms"] = median_ms(lambda image_side=image_side: image_side(embedding), repeats)
@@ -110,7 +123,40 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
     for name, row in rows.items():
         row["gmac_per_prompt"] = gmac["prompt side" if "prompt side" in name else "whole"]
         row["gmac_per_s"] = row["gmac_per_prompt"] / row["chunk_ms_per_prompt"] * 1e3
-    return {"gmac": gmac, "rows": rows, "profiles": profiles}
+    return {"gmac": gmac, "rows": rows, "profiles": profiles, "peers_not_run": peers_not_run}
+
+
+def _peer_rows(sam, whole, embedding: np.ndarray, points: dict, whole_inputs: dict, repeats: int):
+    """ONNX Runtime and torch.compile on SAM's whole decoder at f32: (rows by name, {name: why not run})."""
+    from benchmarks.peers import export_onnx_decoder, onnx_decoder_inputs, onnxruntime_missing, torch_compile_missing
+
+    rows, not_run = {}, {}
+    name = "ONNX Runtime f32, whole decoder (SamOnnxModel)"
+    if reason := onnxruntime_missing():
+        not_run[name] = reason
+    else:
+        import onnxruntime
+
+        with tempfile.TemporaryDirectory() as folder:
+            export_onnx_decoder(sam, Path(folder) / "decoder.onnx")
+            session = onnxruntime.InferenceSession(
+                str(Path(folder) / "decoder.onnx"), providers=["CPUExecutionProvider"]
+            )
+        feeds = {size: onnx_decoder_inputs(embedding, **p) for size, p in points.items()}
+        rows[name] = _row(lambda feed: session.run(None, feed), feeds, repeats)
+    name = "PyTorch torch.compile f32, prompt encoder + mask decoder"
+    if reason := torch_compile_missing():
+        not_run[name] = reason
+    else:
+        import torch
+
+        compiled = torch.compile(whole, dynamic=True)
+        started = time.perf_counter()
+        for feed in whole_inputs.values():  # compiles one prompt and the chunk's dynamic batch
+            _torch_call(compiled, feed)
+        compile_s = time.perf_counter() - started
+        rows[name] = _row(lambda feed: _torch_call(compiled, feed), whole_inputs, repeats) | {"compile_s": compile_s}
+    return rows, not_run
 
 
 def decoder_precision_agreement(ir_folder: Path, images: dict[str, np.ndarray]) -> dict:
@@ -140,19 +186,11 @@ def _torch_call(module, inputs: dict) -> None:
         module(**as_torch(inputs))
 
 
-def _torch_row(module, inputs: dict, repeats: int) -> dict:
+def _row(run: Callable[[dict], object], inputs: dict, repeats: int) -> dict:
+    """Median ms of ``run`` on ``inputs["one"]`` (one prompt), and per prompt on ``inputs["chunk"]``."""
     return {
-        "one_ms": median_ms(lambda: _torch_call(module, inputs["one"]), repeats, warmup=2),
-        "chunk_ms_per_prompt": median_ms(lambda: _torch_call(module, inputs["chunk"]), max(repeats // 4, 2))
-        / DECODER_CHUNK,
-    }
-
-
-def _openvino_row(compiled: ov.CompiledModel, inputs: dict, repeats: int) -> dict:
-    request = compiled.create_infer_request()
-    return {
-        "one_ms": median_ms(lambda: request.infer(inputs["one"]), repeats, warmup=3),
-        "chunk_ms_per_prompt": median_ms(lambda: request.infer(inputs["chunk"]), max(repeats // 4, 2)) / DECODER_CHUNK,
+        "one_ms": median_ms(lambda: run(inputs["one"]), repeats, warmup=3),
+        "chunk_ms_per_prompt": median_ms(lambda: run(inputs["chunk"]), max(repeats // 4, 2)) / DECODER_CHUNK,
     }
 
 
@@ -174,6 +212,12 @@ def markdown(result: dict) -> str:
             f"| {name} | {row['one_ms']:.1f} | {row['chunk_ms_per_prompt']:.1f} | {row['gmac_per_prompt']:.3f} | "
             f"{row['gmac_per_s']:.0f} | {limit} | {image_side} |"
         )
+    lines += [f"{name}: not run, {reason}." for name, reason in result.get("peers_not_run", {}).items()]
+    lines += [
+        f"{name}: compiled in {row['compile_s']:.0f} s before timing."
+        for name, row in result["rows"].items()
+        if "compile_s" in row
+    ]
     agreement = result.get("precision_agreement")
     if agreement:
         lines += [

@@ -1,16 +1,21 @@
 """The runtimes a user might pick instead of OpenVINO, for `benchmarks.compare`: ONNX Runtime and torch.compile.
 
-ONNX Runtime runs SAM exported the way `segment_anything` does it: the image encoder with
-``torch.onnx.export`` (as its ``scripts/export_onnx_model.py``), the prompt encoder and mask
-decoder traced through `SamOnnxModel`'s export-friendly code (its point and mask embedding,
-then ``mask_decoder.predict_masks``). One thing is left out of the decoder graph on purpose:
-`SamOnnxModel`'s in-graph upscaling of all four masks to the image size. ONNX Runtime
-computes every node whether or not its output is asked for, so that upscaling would be paid
-for each of the mask generator's 1024 prompts; here the graph stops at the low-res logits,
-and `OrtSamPredictor` upscales the masks it returns in NumPy exactly as `OVSamPredictor`
-does (it is `OVSamPredictor` with ONNX Runtime sessions in place of the compiled IR), so
-prompt handling, validation and upscaling are the same code in both rows and only the
-runtime differs.
+ONNX Runtime runs SAM as a user of `segment_anything` would export it: the image encoder
+with ``torch.onnx.export``, and SAM's own prompt encoder and mask decoder traced through
+`SamOnnxModel`'s export-friendly code (its point and mask embedding, then
+``mask_decoder.predict_masks``), the way ``scripts/export_onnx_model.py`` exports the
+decoder. So every prompt runs SAM's whole decoder, as `SamPredictor` does; the split decoder
+of the OpenVINO rows (`utils.export_wrappers.DecoderPromptSide`) is this project's own
+optimisation, and ``python -m benchmarks.decoder_speed`` compares the runtimes on the same
+whole-decoder graph. One thing is left out of the graph on purpose: `SamOnnxModel`'s in-graph
+upscaling of all four masks to the image size. ONNX Runtime computes every node whether or
+not its output is asked for, so that upscaling would be paid for each of the mask
+generator's 1024 prompts; here the graph stops at the low-res logits, and `OrtSamPredictor`
+upscales the masks it returns in NumPy as `OVSamPredictor` does (it is `OVSamPredictor` with
+ONNX Runtime sessions in place of the compiled IR: prompt handling, validation and upscaling
+are the same code).
+
+    .venv/bin/python -m benchmarks.peers models/onnx/vit_b      # export vit_b to ONNX there
 
 Its packages are in requirements-benchmarks.txt, not in the learner's install.
 torch.compile needs no package, but a C++ compiler and Python's headers (Inductor builds C++).
@@ -18,7 +23,9 @@ torch.compile needs no package, but a C++ compiler and Python's headers (Inducto
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import json
 import os
 import shutil
 import sysconfig
@@ -32,12 +39,14 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.onnx import SamOnnxModel
 
 from utils.atomic import staged_files
-from utils.predictor import OVSamPredictor, whole_decoder_inputs
+from utils.predictor import OVSamPredictor
+from utils.transforms import LOW_RES_MASK_SIZE
 
 ONNX_ENCODER = "image_encoder.onnx"
+ONNX_ENCODER_WEIGHTS = "image_encoder.onnx.data"  # external data: vit_h's encoder is over protobuf's 2 GB
 ONNX_DECODER = "prompt_decoder_low_res.onnx"
 ONNX_OPSET = 17  # segment_anything's export script's default
-ONNX_PACKAGES = ("onnxruntime", "onnx", "onnxscript")
+ONNX_PACKAGES = ("onnxruntime", "onnx")
 INSTALL_HINT = "pip install -r requirements-benchmarks.txt -c constraints.txt"
 
 
@@ -99,10 +108,31 @@ def export_onnx(sam: Sam, folder: str | os.PathLike) -> tuple[Path, Path]:
     """Export ``sam`` to ``folder`` as ONNX: the image encoder and `LowResDecoder`. Returns both paths.
 
     Uses torch.onnx's TorchScript exporter (``dynamo=False``), as segment_anything's export
-    script does, at its opset. Both files appear together or not at all. About 40 s for vit_b.
+    script does, at its opset. The encoder's weights go to one external-data file beside it
+    (``image_encoder.onnx.data``), so vit_h's 2.5 GB fit. The files appear together or not
+    at all. About 20 to 60 s for vit_b on 2 cores.
     """
+    started = time.perf_counter()
+    names = [ONNX_ENCODER_WEIGHTS, ONNX_ENCODER, ONNX_DECODER]
+    with staged_files(folder, names) as (weights_path, encoder_path, decoder_path):
+        traced = encoder_path.with_name("traced_" + ONNX_ENCODER)  # may spill weights beside it (> 2 GB)
+        _export(
+            sam.image_encoder,
+            {"x": torch.zeros(1, 3, sam.image_encoder.img_size, sam.image_encoder.img_size)},
+            traced,
+            ["image_embeddings"],
+            {},
+        )
+        _with_one_weights_file(traced, encoder_path, weights_path.name)
+        export_onnx_decoder(sam, decoder_path)
+    print(f"exported SAM to ONNX in {time.perf_counter() - started:.0f} s: {folder}", flush=True)
+    return Path(folder) / ONNX_ENCODER, Path(folder) / ONNX_DECODER
+
+
+def export_onnx_decoder(sam: Sam, path: Path) -> None:
+    """Export `LowResDecoder` to ``path``, dynamic in the number of prompts and of points per prompt."""
     embed_size = sam.prompt_encoder.image_embedding_size
-    decoder_example = {
+    example = {
         "image_embeddings": torch.randn(1, sam.prompt_encoder.embed_dim, *embed_size),
         "point_coords": torch.randint(0, 1024, (2, 3, 2), dtype=torch.float),
         "point_labels": torch.tensor([[1.0, 0.0, -1.0], [2.0, 3.0, 1.0]]),
@@ -110,31 +140,33 @@ def export_onnx(sam: Sam, folder: str | os.PathLike) -> tuple[Path, Path]:
         "has_mask_input": torch.zeros(1),
     }
     prompt_axes = {0: "prompts", 1: "points"}
-    started = time.perf_counter()
-    with staged_files(folder, [ONNX_ENCODER, ONNX_DECODER]) as (encoder_path, decoder_path):
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the tracer's warnings about Python control flow, as upstream does
-            torch.onnx.export(
-                sam.image_encoder,
-                (torch.zeros(1, 3, sam.image_encoder.img_size, sam.image_encoder.img_size),),
-                encoder_path,
-                input_names=["x"],
-                output_names=["image_embeddings"],
-                opset_version=ONNX_OPSET,
-                dynamo=False,
-            )
-            torch.onnx.export(
-                LowResDecoder(sam).eval(),
-                tuple(decoder_example.values()),
-                decoder_path,
-                input_names=list(decoder_example),
-                output_names=["masks", "iou_predictions"],
-                dynamic_axes={"point_coords": prompt_axes, "point_labels": prompt_axes},
-                opset_version=ONNX_OPSET,
-                dynamo=False,
-            )
-    print(f"exported SAM to ONNX in {time.perf_counter() - started:.0f} s: {folder}", flush=True)
-    return Path(folder) / ONNX_ENCODER, Path(folder) / ONNX_DECODER
+    dynamic_axes = {"point_coords": prompt_axes, "point_labels": prompt_axes, "masks": {0: "prompts"}}
+    dynamic_axes["iou_predictions"] = {0: "prompts"}
+    _export(LowResDecoder(sam).eval(), example, path, ["masks", "iou_predictions"], dynamic_axes)
+
+
+def _export(module: torch.nn.Module, example: dict, path: Path, output_names: list[str], dynamic_axes: dict) -> None:
+    with torch.no_grad(), warnings.catch_warnings():
+        # the tracer's warnings about Python control flow in SAM, which upstream's script silences too
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            module,
+            tuple(example.values()),
+            str(path),
+            input_names=list(example),
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+
+
+def _with_one_weights_file(source: Path, destination: Path, weights_name: str) -> None:
+    """Save the ONNX model at ``source`` as ``destination`` with all its weights in ``weights_name`` beside it."""
+    import onnx
+
+    model = onnx.load(str(source))  # with any external data the exporter wrote beside it
+    onnx.save_model(model, str(destination), save_as_external_data=True, location=weights_name)
 
 
 # ------------------------------------------------------------------ ONNX Runtime
@@ -162,6 +194,8 @@ class OrtSamPredictor(OVSamPredictor):
         self.device = "CPU"
         self.encoder_session = onnxruntime.InferenceSession(str(encoder_onnx), options, providers=providers)
         self.decoder_session = onnxruntime.InferenceSession(str(decoder_onnx), options, providers=providers)
+        # OVSamPredictor's OpenVINO models: none here (only _encode and _run_decoder would use them)
+        self.encoder = self.decoder = self._decoder_request = None
         self.decoder_image_side = self.decoder_prompt_side = self._prompt_side_request = None
         self.reset_image()
 
@@ -170,8 +204,51 @@ class OrtSamPredictor(OVSamPredictor):
         return self.encoder_session.run(None, {name: encoder_input})[0].astype(np.float32)
 
     def _run_decoder(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None) -> dict:
-        """SamOnnxModel's inputs: the mask input and its flag are one for the whole batch ([1,1,256,256], [1])."""
-        inputs = whole_decoder_inputs(self.features, coords, labels, mask_input)
-        inputs["mask_input"], inputs["has_mask_input"] = inputs["mask_input"][:1], inputs["has_mask_input"][:1]
-        masks, scores = self.decoder_session.run(["masks", "iou_predictions"], inputs)
+        masks, scores = self.decoder_session.run(
+            ["masks", "iou_predictions"], onnx_decoder_inputs(self.features, coords, labels, mask_input)
+        )
         return {"masks": masks, "iou_predictions": scores}
+
+
+def onnx_decoder_inputs(
+    embedding: np.ndarray, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """`LowResDecoder`'s inputs, in SamOnnxModel's form: one mask input and one flag for the whole batch.
+
+    ``coords`` [B,N,2] and ``labels`` [B,N] are decoder points (`utils.predictor.decoder_points`);
+    ``mask_input`` [1,256,256] or None. (SamOnnxModel multiplies the flag into the mask
+    embedding, so a flag per prompt would not broadcast.)
+    """
+    if mask_input is None:
+        mask_input = np.zeros((1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
+        flag = 0.0
+    else:
+        flag = 1.0
+    return {
+        "image_embeddings": embedding,
+        "point_coords": coords,
+        "point_labels": labels,
+        "mask_input": mask_input[None],
+        "has_mask_input": np.full(1, flag, dtype=np.float32),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The command line: export a model type's weights (the checkpoint, or random ones) to ONNX in a folder.
+
+    Prints the two paths as JSON on its last line, so `benchmarks.compare` can run it as a worker.
+    """
+    from utils.checkpoints import load_sam
+
+    parser = argparse.ArgumentParser(description="Export SAM to ONNX for ONNX Runtime (benchmarks.compare's peer).")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--model-type", default="vit_b")
+    parser.add_argument("--models-dir", type=Path, default=Path(__file__).resolve().parent.parent / "models")
+    args = parser.parse_args(argv)
+    sam = load_sam(args.model_type, args.models_dir / "checkpoints", show_progress=False)
+    encoder, decoder = export_onnx(sam, args.folder)
+    print(json.dumps({"encoder": str(encoder), "decoder": str(decoder)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,11 +1,12 @@
 """The benchmark's peers: ONNX Runtime on segment_anything's ONNX export matches SamPredictor; torch.compile's checks.
 
-These need requirements-benchmarks.txt (CI installs it); without it they are skipped, and
-`benchmarks.compare` shows the ONNX Runtime row as not run.
+These need requirements-benchmarks.txt, and torch.compile a C++ compiler (CI installs both);
+without onnxruntime they are skipped, and `benchmarks.compare` shows the ONNX Runtime row as not run.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,11 @@ pytest.importorskip("onnxruntime", reason="the benchmark peers' packages: pip in
 from benchmarks import peers  # noqa: E402 - after the skip
 from utils.accuracy import agreement, fixed_prompts  # noqa: E402
 from utils.amg import OVSamAutomaticMaskGenerator  # noqa: E402
+
+needs_compiler = pytest.mark.skipif(
+    peers.torch_compile_missing() is not None and not os.environ.get("CI"),
+    reason=f"{peers.torch_compile_missing()} (CI installs it, so there this test runs)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +82,36 @@ def test_mask_generator_runs_on_onnx_runtime(ort_and_torch):
     assert anns and all(ann["segmentation"].shape == image.shape[:2] for ann in anns)
 
 
-def test_onnx_export_writes_both_files_or_none(tiny_sam, tmp_path, monkeypatch):
-    def failing_export(*args, **kwargs):
-        raise RuntimeError("exporter broke")
+def test_onnx_export_writes_every_file_or_none(tiny_sam, tmp_path, monkeypatch):
+    """The encoder is exported, then the decoder's export fails: the folder must not hold the encoder alone."""
+    real_export = peers.torch.onnx.export
+    calls = []
 
-    monkeypatch.setattr(peers.torch.onnx, "export", failing_export)
+    def decoder_export_fails(model, *args, **kwargs):
+        calls.append(type(model).__name__)
+        if isinstance(model, peers.LowResDecoder):
+            raise RuntimeError("exporter broke")
+        return real_export(model, *args, **kwargs)
+
+    monkeypatch.setattr(peers.torch.onnx, "export", decoder_export_fails)
     with pytest.raises(RuntimeError, match="exporter broke"):
         peers.export_onnx(tiny_sam, tmp_path / "onnx")
+    assert calls == ["ImageEncoderViT", "LowResDecoder"]
     assert list((tmp_path / "onnx").iterdir()) == []
+
+
+def test_export_command_prints_the_paths_for_the_benchmark(tmp_path):
+    """`python -m benchmarks.peers FOLDER` (what benchmarks.compare runs as a worker) on random vit_b weights."""
+    from benchmarks.report import run_worker
+
+    result = run_worker("benchmarks.peers", [str(tmp_path / "vit_b")])
+    assert result == {
+        "encoder": str(tmp_path / "vit_b" / peers.ONNX_ENCODER),
+        "decoder": str(tmp_path / "vit_b" / peers.ONNX_DECODER),
+    }
+    names = sorted(path.name for path in (tmp_path / "vit_b").iterdir())
+    assert names == sorted([peers.ONNX_ENCODER, peers.ONNX_ENCODER_WEIGHTS, peers.ONNX_DECODER])
+    assert (tmp_path / "vit_b" / peers.ONNX_ENCODER_WEIGHTS).stat().st_size > 300e6  # vit_b's f32 encoder weights
 
 
 def test_missing_onnx_file_names_the_file_and_the_command(tmp_path):
@@ -95,8 +123,31 @@ def test_missing_peers_are_named_with_what_installs_them(monkeypatch):
     assert peers.onnxruntime_missing() is None  # installed: this module would have been skipped otherwise
     monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: None)
     assert peers.onnxruntime_missing() == (
-        "onnxruntime, onnx, onnxscript not installed: pip install -r requirements-benchmarks.txt -c constraints.txt"
+        "onnxruntime, onnx not installed: pip install -r requirements-benchmarks.txt -c constraints.txt"
     )
+    if os.environ.get("CI"):
+        assert peers.torch_compile_missing() is None  # .ci/run installs g++ and Python's headers
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(peers.shutil, "which", lambda name: None)
-    assert "a C++ compiler" in peers.torch_compile_missing()
+    assert peers.torch_compile_missing() == (
+        "torch.compile needs a C++ compiler (Debian/Ubuntu: apt-get install g++ python3-dev)"
+    )
+
+
+@needs_compiler
+def test_torch_compile_row_compiles_in_its_warm_up_only(tiny_sam, test_images):
+    """After the warm-up, the timed columns (one prompt, a generator batch of another size) compile nothing."""
+    import copy
+
+    import torch
+
+    from benchmarks import compare
+
+    parts = compare.pytorch_parts(copy.deepcopy(tiny_sam), autocast=False, amg_points_per_side=3, compiled=True)
+    image = test_images["tiny"]
+    parts.warm_up(image)
+    settings = compare.settings(repeats=1, warmup=0, prompt_repeats=2, throughput_images=1)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        row = compare.measure(parts._replace(warm_up=lambda image: None), image, settings)
+    for column in compare.COLUMNS:
+        assert isinstance(row[column], float), (column, row[column])
