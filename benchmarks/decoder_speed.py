@@ -142,7 +142,9 @@ def _peer_rows(sam, whole, embedding: np.ndarray, points: dict, whole_inputs: di
             session = onnxruntime.InferenceSession(
                 str(Path(folder) / "decoder.onnx"), providers=["CPUExecutionProvider"]
             )
-        feeds = {size: onnx_decoder_inputs(embedding, **p) for size, p in points.items()}
+        feeds = {
+            size: onnx_decoder_inputs(embedding, p["point_coords"], p["point_labels"]) for size, p in points.items()
+        }
         rows[name] = _row(lambda feed: session.run(None, feed), feeds, repeats)
     name = "PyTorch torch.compile f32, prompt encoder + mask decoder"
     if reason := torch_compile_missing():
