@@ -173,8 +173,8 @@ def pytorch_parts(sam, autocast: bool, amg_points_per_side: int, compiled: bool 
 
 
 def onnxruntime_parts(setup: dict) -> RowParts:
-    """ONNX Runtime on the ONNX files `prepare_models` exported (`benchmarks.peers.OrtSamPredictor`)."""
-    from benchmarks.peers import OrtSamPredictor
+    """ONNX Runtime on the ONNX files `export_onnx_in_subprocess` wrote (`benchmarks.peers.OrtSamPredictor`)."""
+    from benchmarks.peers import ONNX_ENCODER_WEIGHTS, OrtSamPredictor
     from utils.amg import OVSamAutomaticMaskGenerator
 
     paths = onnx_paths(setup)
@@ -183,7 +183,8 @@ def onnxruntime_parts(setup: dict) -> RowParts:
     def throughput(preprocessed: np.ndarray, images: int) -> float:  # one image after another, as PyTorch
         return images / seconds(lambda: [predictor._encode(preprocessed) for _ in range(images)])
 
-    size_mb = sum(path.stat().st_size for path in paths) / 1e6
+    files = (*paths, paths[0].with_name(ONNX_ENCODER_WEIGHTS))  # the encoder's weights are external data
+    size_mb = sum(path.stat().st_size for path in files) / 1e6
     generator = partial(
         OVSamAutomaticMaskGenerator, predictor, points_per_side=setup["amg_points_per_side"], show_progress=False
     )
