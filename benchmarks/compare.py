@@ -1,6 +1,6 @@
 """PyTorch against OpenVINO for SAM, every configuration in one run: a markdown table, JSON and a PNG chart.
 
-    .venv/bin/python -m benchmarks.compare                  # vit_b on data/truck.jpg (about 30 min on 2 cores)
+    .venv/bin/python -m benchmarks.compare                  # vit_b on data/truck.jpg (about 25 min on 2 cores)
     .venv/bin/python -m benchmarks.compare --repeats 1 --prompt-repeats 3 --amg-points-per-side 8 --throughput-images 2
 
 From Python (notebook 06): ``compare.run(compare.settings(repeats=1, ...))`` returns the result.

@@ -53,6 +53,8 @@ def markdown(result: dict) -> str:
             for name, row in result["rows"].items()
             if isinstance(row["encoder_ms"], dict) and "not_measured" in row["encoder_ms"]
         ],
+        "Per prompt, the PyTorch and ONNX Runtime rows run SAM's whole decoder, the OpenVINO rows its split "
+        "decoder's prompt side (python -m benchmarks.decoder_speed compares the runtimes on the whole decoder).",
         *[
             f"{name}: first calls (compilation) took {row['warm_up_s']:.0f} s before timing, not in the columns."
             for name, row in result["rows"].items()

@@ -7,12 +7,13 @@ For each precision (the f32 hint, then the device's default: bf16 where the CPU 
 times, for one point prompt and per prompt in a chunk of 16: PyTorch's prompt encoder + mask
 decoder (eager, f32 only), the whole decoder IR (SAM's own split, what notebook 01 converts)
 and the prompt side of the split decoder, whose image side runs once per image and is timed
-apart. The peers run SAM's whole decoder at f32, the same graph as the whole decoder IR:
-ONNX Runtime on its `SamOnnxModel` export and torch.compile (`benchmarks.peers`), where
-installed (their compile time is reported apart). GMAC per prompt are counted by torch's
-FlopCounterMode on the module each IR was made from, and the rate (GMAC/s) is taken over the
-chunk; the OpenVINO encoder's rate at the same precision, counted and timed the same way, is
-the practical limit the decoder is measured against.
+apart. The peers run SAM's whole decoder at f32, as the whole decoder IR does (bar ONNX
+Runtime's mask input, one for the whole batch as in `SamOnnxModel`): ONNX Runtime on its export
+and torch.compile (`benchmarks.peers`), where installed; torch.compile's compile time is
+reported apart. GMAC per prompt are counted by torch's FlopCounterMode on the module each IR
+was made from, and the rate (GMAC/s) is taken over the chunk; the OpenVINO encoder's rate at
+the same precision, counted and timed the same way, is the practical limit the decoder is
+measured against.
 Then the decoder at the default precision is compared with f32 on the same f32 embedding: mask
 IoU over fixed prompts on the images in data/ (``--agreement-dir``).
 Writes benchmarks/results/decoder_speed.json.
@@ -139,9 +140,8 @@ def _peer_rows(sam, whole, embedding: np.ndarray, points: dict, whole_inputs: di
 
         with tempfile.TemporaryDirectory() as folder:
             export_onnx_decoder(sam, Path(folder) / "decoder.onnx")
-            session = onnxruntime.InferenceSession(
-                str(Path(folder) / "decoder.onnx"), providers=["CPUExecutionProvider"]
-            )
+            model = (Path(folder) / "decoder.onnx").read_bytes()
+        session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
         feeds = {
             size: onnx_decoder_inputs(embedding, p["point_coords"], p["point_labels"]) for size, p in points.items()
         }

@@ -110,7 +110,7 @@ def export_onnx(sam: Sam, folder: str | os.PathLike) -> tuple[Path, Path]:
     Uses torch.onnx's TorchScript exporter (``dynamo=False``), as segment_anything's export
     script does, at its opset. The encoder's weights go to one external-data file beside it
     (``image_encoder.onnx.data``), so vit_h's 2.5 GB fit. The files appear together or not
-    at all. About 20 to 60 s for vit_b on 2 cores.
+    at all. About 20 s for vit_b on 2 cores.
     """
     started = time.perf_counter()
     names = [ONNX_ENCODER_WEIGHTS, ONNX_ENCODER, ONNX_DECODER]
