@@ -102,7 +102,7 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
             lambda feed: _torch_call(modules["whole"], feed), inputs["whole"], repeats
         )
     }
-    peers, peers_not_run = _peer_rows(sam, modules["whole"], embedding, points, inputs["whole"], repeats)
+    peers, peers_not_run = _peer_rows(sam, modules["whole"], inputs["whole"], repeats)
     rows.update(peers)
     profiles = {}
     xml_files = {"whole": DECODER_XML, "prompt side": DECODER_PROMPT_SIDE_XML}
@@ -127,9 +127,9 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
     return {"gmac": gmac, "rows": rows, "profiles": profiles, "peers_not_run": peers_not_run}
 
 
-def _peer_rows(sam, whole, embedding: np.ndarray, points: dict, whole_inputs: dict, repeats: int):
+def _peer_rows(sam, whole, whole_inputs: dict, repeats: int):
     """ONNX Runtime and torch.compile on SAM's whole decoder at f32: (rows by name, {name: why not run})."""
-    from benchmarks.peers import export_onnx_decoder, onnx_decoder_inputs, onnxruntime_missing, torch_compile_missing
+    from benchmarks.peers import export_onnx_decoder, onnxruntime_missing, torch_compile_missing, with_one_mask_input
 
     rows, not_run = {}, {}
     name = "ONNX Runtime f32, whole decoder (SamOnnxModel)"
@@ -142,9 +142,7 @@ def _peer_rows(sam, whole, embedding: np.ndarray, points: dict, whole_inputs: di
             export_onnx_decoder(sam, Path(folder) / "decoder.onnx")
             model = (Path(folder) / "decoder.onnx").read_bytes()
         session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
-        feeds = {
-            size: onnx_decoder_inputs(embedding, p["point_coords"], p["point_labels"]) for size, p in points.items()
-        }
+        feeds = {size: with_one_mask_input(feed) for size, feed in whole_inputs.items()}
         rows[name] = _row(lambda feed: session.run(None, feed), feeds, repeats)
     name = "PyTorch torch.compile f32, prompt encoder + mask decoder"
     if reason := torch_compile_missing():

@@ -39,8 +39,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.onnx import SamOnnxModel
 
 from utils.atomic import staged_files
-from utils.predictor import OVSamPredictor
-from utils.transforms import LOW_RES_MASK_SIZE
+from utils.predictor import OVSamPredictor, whole_decoder_inputs
 
 ONNX_ENCODER = "image_encoder.onnx"
 ONNX_ENCODER_WEIGHTS = "image_encoder.onnx.data"  # external data: vit_h's encoder is over protobuf's 2 GB
@@ -204,33 +203,18 @@ class OrtSamPredictor(OVSamPredictor):
         return self.encoder_session.run(None, {name: encoder_input})[0].astype(np.float32)
 
     def _run_decoder(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None) -> dict:
-        masks, scores = self.decoder_session.run(
-            ["masks", "iou_predictions"], onnx_decoder_inputs(self.features, coords, labels, mask_input)
-        )
+        inputs = with_one_mask_input(whole_decoder_inputs(self.features, coords, labels, mask_input))
+        masks, scores = self.decoder_session.run(["masks", "iou_predictions"], inputs)
         return {"masks": masks, "iou_predictions": scores}
 
 
-def onnx_decoder_inputs(
-    embedding: np.ndarray, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
-    """`LowResDecoder`'s inputs, in SamOnnxModel's form: one mask input and one flag for the whole batch.
+def with_one_mask_input(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`utils.predictor.whole_decoder_inputs` in SamOnnxModel's form: one mask input and flag for the whole batch.
 
-    ``coords`` [B,N,2] and ``labels`` [B,N] are decoder points (`utils.predictor.decoder_points`);
-    ``mask_input`` [1,256,256] or None. (SamOnnxModel multiplies the flag into the mask
-    embedding, so a flag per prompt would not broadcast.)
+    (SamOnnxModel multiplies the flag into the mask embedding, so a flag per prompt would not
+    broadcast; every prompt of a batch shares the mask input anyway.)
     """
-    if mask_input is None:
-        mask_input = np.zeros((1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
-        flag = 0.0
-    else:
-        flag = 1.0
-    return {
-        "image_embeddings": embedding,
-        "point_coords": coords,
-        "point_labels": labels,
-        "mask_input": mask_input[None],
-        "has_mask_input": np.full(1, flag, dtype=np.float32),
-    }
+    return inputs | {"mask_input": inputs["mask_input"][:1], "has_mask_input": inputs["has_mask_input"][:1]}
 
 
 def main(argv: list[str] | None = None) -> None:
