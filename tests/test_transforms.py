@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -46,6 +47,23 @@ def test_postprocess_masks_matches_sam(sam, original_size):
     actual = transforms.postprocess_masks(logits, input_size, original_size)
     assert actual.shape == (2, 3, *original_size)
     np.testing.assert_allclose(actual, expected, atol=1e-3)  # cv2 and torch round interpolation weights differently
+
+
+@pytest.mark.parametrize("original_size", [(1200, 1800), (1077, 643), (65, 97), (500, 500)])
+def test_postprocess_masks_cropping_first_changes_no_pixel(original_size):
+    """The low-res logits are cropped to the unpadded region before the first resize: the same pixels as
+    resizing the whole 256x256 to 1024 and cropping after, as `segment_anything` does."""
+    input_size = transforms.preprocess_shape(*original_size)
+    logits = np.random.default_rng(3).normal(size=(1, 2, 256, 256)).astype(np.float32)
+    expected = []
+    for plane in logits[0]:
+        full = cv2.resize(plane, (1024, 1024), interpolation=cv2.INTER_LINEAR)[: input_size[0], : input_size[1]]
+        expected.append(cv2.resize(full, original_size[::-1], interpolation=cv2.INTER_LINEAR))
+    actual = transforms.postprocess_masks(logits, input_size, original_size)
+    np.testing.assert_array_equal(actual[0], np.stack(expected))
+    masks = transforms.postprocess_masks(logits, input_size, original_size, threshold=0.25)
+    assert masks.dtype == bool
+    np.testing.assert_array_equal(masks, actual > 0.25)
 
 
 def test_to_rgb_uint8_converts_gray_rgba_and_bgr():

@@ -197,8 +197,8 @@ class OVSamPredictor:
 
     def _upscale(self, low_res: np.ndarray, return_logits: bool) -> np.ndarray:
         """Low-res logits [B,C,256,256] to masks [B,C,H,W] at the image size, thresholded unless asked not to."""
-        masks = postprocess_masks(low_res, self.input_size, self.original_size)
-        return masks if return_logits else masks > MASK_THRESHOLD
+        threshold = None if return_logits else MASK_THRESHOLD
+        return postprocess_masks(low_res, self.input_size, self.original_size, threshold)
 
     def _decode(
         self,
@@ -224,12 +224,17 @@ class OVSamPredictor:
         return np.concatenate(logits), np.concatenate(scores)
 
     def _run_decoder(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None):
-        """One decoder call: the prompt side when there is one and no mask input, else the whole decoder."""
+        """One decoder call: the prompt side when there is one and no mask input, else the whole decoder.
+
+        ``share_inputs``: OpenVINO reads the arrays in place instead of copying them into its
+        own tensors first; the image side's five [1,4096,C] inputs are 14 MB, and copying them
+        took about 2 ms of a 14 ms one-prompt call (bf16, 2-core AMD EPYC).
+        """
         if mask_input is None and self._prompt_side_request is not None:
-            return self._prompt_side_request.infer(
-                {**self.image_side_outputs, "point_coords": coords, "point_labels": labels}
-            )
-        return self._decoder_request.infer(whole_decoder_inputs(self.features, coords, labels, mask_input))
+            inputs = {**self.image_side_outputs, "point_coords": coords, "point_labels": labels}
+            return self._prompt_side_request.infer(inputs, share_inputs=True)
+        inputs = whole_decoder_inputs(self.features, coords, labels, mask_input)
+        return self._decoder_request.infer(inputs, share_inputs=True)
 
     def _require_image(self) -> None:
         if not self.is_image_set:

@@ -71,7 +71,10 @@ def apply_boxes(boxes: np.ndarray, original_size: tuple[int, int]) -> np.ndarray
 
 
 def postprocess_masks(
-    low_res_logits: np.ndarray, input_size: tuple[int, int], original_size: tuple[int, int]
+    low_res_logits: np.ndarray,
+    input_size: tuple[int, int],
+    original_size: tuple[int, int],
+    threshold: float | None = None,
 ) -> np.ndarray:
     """Upscale ``[B, C, 256, 256]`` logits to ``[B, C, H, W]`` at the original size (Sam.postprocess_masks).
 
@@ -80,16 +83,37 @@ def postprocess_masks(
     ``interpolate(mode="bilinear", align_corners=False)``. One plane at a time, each
     written straight into the output: OpenCV resizes a single-channel image several
     times faster than the same planes interleaved as channels, and no transposes are needed.
+    The padding is cropped from the low-res logits first (`_unpadded_rows_cols`), which
+    gives the same pixels for less work. With ``threshold``, boolean masks ``logits >
+    threshold``, each plane compared while it is still in the cache.
     """
     batch, channels = low_res_logits.shape[:2]
     planes = low_res_logits.reshape(batch * channels, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE)
     planes = planes.astype(np.float32, copy=False)
-    out = np.empty((batch * channels, *original_size), dtype=np.float32)
+    rows, cols = _unpadded_rows_cols(input_size)
+    out = np.empty((batch * channels, *original_size), dtype=np.float32 if threshold is None else bool)
+    resized = np.empty(original_size, dtype=np.float32)
+    scale = IMAGE_SIZE // LOW_RES_MASK_SIZE
     for plane, upscaled in zip(planes, out):
-        full = cv2.resize(plane, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_LINEAR)
+        full = cv2.resize(plane[:rows, :cols], (scale * cols, scale * rows), interpolation=cv2.INTER_LINEAR)
         cropped = full[: input_size[0], : input_size[1]]
-        cv2.resize(cropped, (original_size[1], original_size[0]), dst=upscaled, interpolation=cv2.INTER_LINEAR)
+        target = upscaled if threshold is None else resized
+        cv2.resize(cropped, (original_size[1], original_size[0]), dst=target, interpolation=cv2.INTER_LINEAR)
+        if threshold is not None:
+            np.greater(resized, threshold, out=upscaled)
     return out.reshape(batch, channels, *original_size)
+
+
+def _unpadded_rows_cols(input_size: tuple[int, int]) -> tuple[int, int]:
+    """Rows and columns of the 256x256 logits that the unpadded ``input_size`` part of the 1024 frame reads.
+
+    Upscaling by 4 with half-pixel sampling, output pixel i reads source pixels around
+    (i + 0.5) / 4 - 0.5, so the first ``input_size`` output pixels read no further than
+    source pixel ceil(size / 4). Resizing just those by the same factor 4 samples the same
+    positions with the same weights, so the cropped result is identical.
+    """
+    scale = IMAGE_SIZE // LOW_RES_MASK_SIZE
+    return tuple(min(LOW_RES_MASK_SIZE, -(-size // scale) + 1) for size in input_size)
 
 
 def read_rgb_image(path: str | os.PathLike) -> np.ndarray:
