@@ -143,6 +143,23 @@ class OVSamPredictor:
             masks [C, H, W] (bool, or float32 logits), scores [C], low-res logits [C, 256, 256],
             with C = 3 when ``multimask_output`` else 1.
         """
+        scores, low_res = self.predict_without_upscaling(point_coords, point_labels, box, mask_input, multimask_output)
+        return self._upscale(low_res[None], return_logits)[0], scores, low_res
+
+    def predict_without_upscaling(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`predict` up to the decoder: scores [C] and low-res logits [C, 256, 256], no mask at the image size.
+
+        For callers that need fewer pixels than ``C`` full-size masks: the widget shows one
+        candidate at screen size and upscales a full-size mask only when asked for it.
+        Arguments as `predict`.
+        """
         self._require_image()
         points = _validate_points(point_coords, point_labels)
         boxes = None if box is None else _validate_boxes(box, expected_single=True)
@@ -151,7 +168,7 @@ class OVSamPredictor:
         if points is not None:
             points = (points[0][None], points[1][None])
         low_res, scores = self._decode(points, boxes, _validate_mask_input(mask_input), multimask_output)
-        return self._upscale(low_res, return_logits)[0], scores[0], low_res[0]
+        return scores[0], low_res[0]
 
     def predict_boxes(
         self, boxes: np.ndarray, multimask_output: bool = False, return_logits: bool = False

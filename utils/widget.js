@@ -43,7 +43,7 @@ function render({ model, el }) {
     const button = document.createElement("button");
     button.textContent = label;
     button.className = `sam-${action}`;
-    button.addEventListener("click", () => model.send({ type: action }));
+    button.addEventListener("click", (event) => send({ type: action }, event));
     buttons[action] = button;
     toolbar.appendChild(button);
   }
@@ -53,11 +53,17 @@ function render({ model, el }) {
   upload.className = "sam-upload";
   upload.addEventListener("change", async () => {
     const file = upload.files[0];
-    if (file) model.send({ type: "upload", name: file.name }, undefined, [await file.arrayBuffer()]);
+    if (file) send({ type: "upload", name: file.name }, null, [await file.arrayBuffer()]);
     upload.value = "";
   });
   toolbar.append(upload, status);
   el.append(toolbar, canvas);
+
+  function send(message, event, buffers) {
+    // when the user acted (the event's own time stamp, on performance.now()'s clock), for latency measurements
+    el.dataset.sentAt = String(event ? event.timeStamp : performance.now());
+    model.send(message, undefined, buffers);
+  }
 
   const image = new Image();
   const mask = document.createElement("canvas"); // the mask, painted from its bits at the size it was sent
@@ -95,12 +101,13 @@ function render({ model, el }) {
     image.onload = () => {
       canvas.width = image.naturalWidth;
       canvas.height = image.naturalHeight;
-      redraw();
+      scheduleRedraw();
     };
     image.src = model.get("image_data");
   }
   function paintMask() {
     // mask_bits: one bit a pixel, rows of mask_shape[1] pixels, most significant bit first (numpy's packbits).
+    el.dataset.maskArrivedAt = String(performance.now());
     const shape = model.get("mask_shape");
     if (shape.length === 2) {
       const [height, width] = shape;
@@ -117,9 +124,28 @@ function render({ model, el }) {
       }
       mask.getContext("2d").putImageData(overlay, 0, 0);
     }
-    redraw();
-    // Counts repaints that show a new mask (or its removal): tests and latency measurements wait on it.
-    el.dataset.maskShown = String(Number(el.dataset.maskShown || 0) + 1);
+    maskPainted = true;
+    scheduleRedraw();
+  }
+
+  // One message from Python changes several traits, and a drag fires many mousemoves a frame:
+  // each asks for a redraw, and the canvas is redrawn once, just before the browser's next frame.
+  let redrawScheduled = false;
+  let maskPainted = false;
+  function scheduleRedraw() {
+    if (redrawScheduled) return;
+    redrawScheduled = true;
+    requestAnimationFrame(() => {
+      redrawScheduled = false;
+      redraw();
+      if (maskPainted) {
+        maskPainted = false;
+        // Counts repaints that show a new mask (or its removal): tests and latency measurements wait on it,
+        // and read when each action was sent, its mask arrived and was shown (performance.now(), ms).
+        el.dataset.maskShownAt = String(performance.now());
+        el.dataset.maskShown = String(Number(el.dataset.maskShown || 0) + 1);
+      }
+    });
   }
 
   canvas.addEventListener("contextmenu", (event) => event.preventDefault());
@@ -134,7 +160,7 @@ function render({ model, el }) {
     const moved = Math.hypot(event.clientX - dragStart.screen[0], event.clientY - dragStart.screen[1]);
     if (moved > DRAG_PX) {
       dragNow = imagePoint(canvas, event);
-      redraw();
+      scheduleRedraw();
     }
   });
   window.addEventListener("mouseup", (event) => {
@@ -145,17 +171,17 @@ function render({ model, el }) {
     dragStart = null;
     dragNow = null;
     if (moved > DRAG_PX) {
-      model.send({ type: "box", box: [Math.min(start[0], end[0]), Math.min(start[1], end[1]),
-                                      Math.max(start[0], end[0]), Math.max(start[1], end[1])] });
+      send({ type: "box", box: [Math.min(start[0], end[0]), Math.min(start[1], end[1]),
+                                      Math.max(start[0], end[0]), Math.max(start[1], end[1])] }, event);
     } else {
-      model.send({ type: "point", x: start[0], y: start[1], label: start.negative ? 0 : 1 });
+      send({ type: "point", x: start[0], y: start[1], label: start.negative ? 0 : 1 }, event);
     }
   });
 
   model.on("change:image_data", loadImage);
   model.on("change:mask_version", paintMask); // bits, shape and version arrive in one message
   for (const name of ["points", "labels", "box", "scores", "candidate", "message"]) {
-    model.on(`change:${name}`, redraw);
+    model.on(`change:${name}`, scheduleRedraw);
   }
   loadImage();
   paintMask();

@@ -3,10 +3,11 @@
 The front end (``widget.js``, an anywidget ES module on a canvas) sends each action as
 a custom message in image pixels: a foreground or background point, a box, undo,
 reset, or "next candidate". `SamWidget` keeps the prompts, calls
-`OVSamPredictor.predict` (only the decoder: the image was encoded once by
-`set_image`) and syncs back the mask as raw bits in a binary buffer (one bit a pixel,
-no image encoding on either side) plus the prompts and scores; the canvas paints the
-mask itself. Everything is readable from Python:
+`OVSamPredictor.predict_without_upscaling` (only the decoder: the image was encoded once by
+`set_image`, and no full-size upscaling: the shown candidate is upscaled from the
+low-res logits straight to screen size) and syncs back the mask as raw bits in a binary
+buffer (one bit a pixel, no image encoding on either side) plus the prompts and scores;
+the canvas paints the mask itself. Everything is readable from Python:
 ``widget.points``, ``widget.labels``, ``widget.box``, ``widget.mask``.
 """
 
@@ -22,8 +23,8 @@ import cv2
 import numpy as np
 import traitlets
 
-from utils.predictor import OVSamPredictor, prompts_to_arguments
-from utils.transforms import to_rgb_uint8
+from utils.predictor import MASK_THRESHOLD, OVSamPredictor, prompts_to_arguments
+from utils.transforms import postprocess_masks, to_rgb_uint8
 from utils.viz import MASK_ALPHA, MASK_RGB
 
 ACTIONS = ("point", "box", "undo", "reset", "cycle", "upload")
@@ -35,6 +36,12 @@ MASK_RGBA = (*MASK_RGB, round(255 * MASK_ALPHA))
 OVERLAY_MAX_SIDE = 1024
 """Longest side of the mask sent to the page: a notebook shows images at about this size, and
 the canvas stretches it to the image (`widget.mask` stays full size)."""
+
+
+def overlay_size(image_size: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of the mask the page gets for an image of ``image_size``: at most OVERLAY_MAX_SIDE long."""
+    scale = min(1.0, OVERLAY_MAX_SIDE / max(image_size))
+    return round(image_size[0] * scale), round(image_size[1] * scale)
 
 
 def _jpeg_data_url(image: np.ndarray) -> str:
@@ -79,8 +86,9 @@ class SamWidget(anywidget.AnyWidget):
         self.predictor = predictor
         self.multimask_output = multimask_output
         self._history: list[tuple[list, list, list]] = []
-        self._masks: np.ndarray | None = None
-        self.last_latency_ms: float | None = None
+        self._low_res: np.ndarray | None = None  # the candidates' logits [C, 256, 256]
+        self._full_size: dict[int, np.ndarray] = {}  # candidate -> its mask at the image size, made when asked
+        self.last_latency_ms: float | None = None  # the last action's decoder and overlay, in the kernel
         self.on_msg(self._on_message)
         if image is not None:
             self.set_image(image)
@@ -97,8 +105,18 @@ class SamWidget(anywidget.AnyWidget):
 
     @property
     def mask(self) -> np.ndarray | None:
-        """The mask shown now (HxW bool), or None when there is no prompt."""
-        return None if self._masks is None else self._masks[self.candidate]
+        """The mask shown now (HxW bool, the image's size, as `predict` gives it), or None when there is no prompt."""
+        if self._low_res is None:
+            return None
+        if self.candidate not in self._full_size:
+            self._full_size[self.candidate] = self._upscaled(self.predictor.original_size)
+        return self._full_size[self.candidate]
+
+    def _upscaled(self, size: tuple[int, int]) -> np.ndarray:
+        """The shown candidate's logits upscaled to ``size`` (`postprocess_masks`) and thresholded: HxW bool."""
+        logits = self._low_res[self.candidate][None, None]
+        predictor = self.predictor
+        return postprocess_masks(logits, predictor.input_size, size, MASK_THRESHOLD)[0, 0]
 
     def save_mask(self, path: str | os.PathLike) -> Path:
         """Save the current mask as a black-and-white PNG."""
@@ -174,31 +192,31 @@ class SamWidget(anywidget.AnyWidget):
 
     def _set_prompts(self, points: list, labels: list, box: list) -> None:
         """Predict for these prompts, then publish prompts, scores and mask together."""
-        masks, scores = None, []
-        self.last_latency_ms = None
+        low_res, scores = None, []
+        start = time.perf_counter()
         if points or box:
-            start = time.perf_counter()
-            masks, scores, _ = self.predictor.predict(**self._arguments_for(points, labels, box))
-            self.last_latency_ms = (time.perf_counter() - start) * 1000
+            scores, low_res = self.predictor.predict_without_upscaling(**self._arguments_for(points, labels, box))
         with self.hold_sync():
             self.points, self.labels, self.box = list(points), list(labels), list(box)
-            self._masks = masks
+            self._low_res, self._full_size = low_res, {}
             self.scores = [float(score) for score in scores]
             self.candidate = int(np.argmax(scores)) if len(scores) else 0
             self._show_mask()
+        self.last_latency_ms = (time.perf_counter() - start) * 1000 if low_res is not None else None
 
     def _show_mask(self) -> None:
-        """Publish the current mask as ``mask_bits`` (`np.packbits`, rows of ``mask_shape[1]`` pixels) and its shape."""
-        if self.mask is None:
+        """Publish the current mask as ``mask_bits`` (`np.packbits`, rows of ``mask_shape[1]`` pixels) and its shape.
+
+        The page gets the mask at `overlay_size`, upscaled from the low-res logits directly
+        (the canvas stretches it to the image): one candidate, and no full-size mask made
+        only to be shrunk again.
+        """
+        if self._low_res is None:
             with self.hold_sync():
                 self.mask_shape, self.mask_bits = [], b""
                 self.mask_version += 1
             return
-        inside = self.mask.view(np.uint8)
-        scale = OVERLAY_MAX_SIDE / max(inside.shape)
-        if scale < 1:  # the canvas stretches the mask back to the image size
-            size = (round(inside.shape[1] * scale), round(inside.shape[0] * scale))
-            inside = cv2.resize(inside, size, interpolation=cv2.INTER_NEAREST)
+        inside = self._upscaled(overlay_size(self.predictor.original_size))
         with self.hold_sync():
             self.mask_shape = list(inside.shape)
             self.mask_bits = np.packbits(inside, axis=None).tobytes()
