@@ -133,3 +133,12 @@ def test_save_mask(widget, tmp_path):
     widget.handle_action({"type": "point", "x": 180, "y": 120, "label": 1})
     saved = cv2.imread(str(widget.save_mask(tmp_path / "mask.png")), cv2.IMREAD_GRAYSCALE)
     np.testing.assert_array_equal(saved > 0, widget.mask)
+
+
+def test_masks_keep_their_image_size_when_the_predictor_moves_on(widget):
+    """The predictor is shared (gradio app, mask generator): a new image there must not change the widget's masks."""
+    widget.handle_action({"type": "point", "x": 180, "y": 120, "label": 1})
+    widget.predictor.set_image(np.zeros((50, 70, 3), np.uint8))
+    assert widget.mask.shape == (240, 360)
+    widget.handle_action({"type": "cycle"})
+    assert widget.message == "" and widget.mask.shape == (240, 360) and widget.mask_shape == [240, 360]

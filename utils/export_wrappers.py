@@ -114,14 +114,17 @@ def _block_diagonal(x: torch.Tensor, heads: int) -> torch.Tensor:
     return (per_head.unsqueeze(3) * eye).reshape(batch, width, heads * tokens)
 
 
-def _score_rows(block_diagonal: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """Scores [B or 1, rows, P] of block-diagonal prompt columns [B, C, heads*T] against image tokens [B or 1, P, C].
+def _score_rows(columns: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """Scores [B or 1, rows, P] of prompt-side columns [B, C, heads*T] (a `_block_diagonal`, or one multiplied
+    by a projection's weights) against image tokens [B or 1, P, C].
 
-    The pixels are the last axis, so both softmaxes run along rows of pixels. When the
-    image tokens are per-image (batch 1, shared by every prompt: the first block's), all
-    prompts' columns go into one product, [1, B*heads*T, P], instead of a small one each.
+    The pixels are the last axis, the one a CPU's softmax runs along best: the softmax over
+    the pixels reduces along it, the one over the tokens reduces across rows with the
+    pixels as its vectors. When the image tokens are per-image (batch 1, shared by every
+    prompt: the first block's), all prompts' columns go into one product,
+    [1, B*heads*T, P], instead of a small one each.
     """
-    rows = block_diagonal.transpose(1, 2)  # [B, heads*T, C]
+    rows = columns.transpose(1, 2)  # [B, heads*T, C]
     if image.shape[0] == 1:
         rows = rows.reshape(1, -1, rows.shape[2])
     return rows @ image.transpose(1, 2)
@@ -164,8 +167,9 @@ def _image_attends_to_tokens(
     values k, v [B, T, D] (projected).
 
     Scores come as rows of pixels (`_score_rows`), [B, heads, T, P], softmaxed per head
-    over the T tokens (axis 2): along vectors of pixels. Over a last axis of T = 5 to 7
-    tokens the CPU's softmax took 0.9 ms a block against 0.2 ms (bf16, one prompt). With
+    over the T tokens (axis 2), with vectors of pixels. Over a last axis of T tokens (7 for
+    one point: 5 output tokens, the point and a padding point) the CPU's softmax took
+    0.9 ms a block against 0.2 ms (bf16, one prompt). With
     ``projected`` False, ``queries`` are the input of ``q_proj``, which moves to the keys'
     side: K'(x Wq' + bq)' = (Wq' K)' x' + (bq K)'. The values, made block-diagonal and
     passed through ``out_proj``'s weights first, give [B, P, C] in one product.

@@ -92,7 +92,7 @@ def postprocess_masks(
     planes = planes.astype(np.float32, copy=False)
     rows, cols = _unpadded_rows_cols(input_size)
     out = np.empty((batch * channels, *original_size), dtype=np.float32 if threshold is None else bool)
-    resized = np.empty(original_size, dtype=np.float32)
+    resized = None if threshold is None else np.empty(original_size, dtype=np.float32)  # one plane, reused
     scale = IMAGE_SIZE // LOW_RES_MASK_SIZE
     for plane, upscaled in zip(planes, out):
         full = cv2.resize(plane[:rows, :cols], (scale * cols, scale * rows), interpolation=cv2.INTER_LINEAR)

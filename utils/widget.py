@@ -56,7 +56,7 @@ class SamWidget(anywidget.AnyWidget):
     """An image you click to segment: points, background points, a box, undo, reset, candidates.
 
     Args:
-        predictor: an `OVSamPredictor`; the widget calls its `set_image` and `predict`.
+        predictor: an `OVSamPredictor`; the widget calls its `set_image` and `predict_without_upscaling`.
         image: the first image (HxWx3 uint8 RGB; gray and RGBA are converted), or None.
         multimask_output: ask SAM for three candidates per action (cycle with "Next mask").
     """
@@ -87,6 +87,7 @@ class SamWidget(anywidget.AnyWidget):
         self.multimask_output = multimask_output
         self._history: list[tuple[list, list, list]] = []
         self._low_res: np.ndarray | None = None  # the candidates' logits [C, 256, 256]
+        self._sizes: tuple[tuple[int, int], tuple[int, int]] | None = None  # (input, original) size they were made at
         self._full_size: dict[int, np.ndarray] = {}  # candidate -> its mask at the image size, made when asked
         self.last_latency_ms: float | None = None  # the last action's decoder and overlay, in the kernel
         self.on_msg(self._on_message)
@@ -109,14 +110,17 @@ class SamWidget(anywidget.AnyWidget):
         if self._low_res is None:
             return None
         if self.candidate not in self._full_size:
-            self._full_size[self.candidate] = self._upscaled(self.predictor.original_size)
+            self._full_size[self.candidate] = self._upscaled(self._sizes[1])
         return self._full_size[self.candidate]
 
     def _upscaled(self, size: tuple[int, int]) -> np.ndarray:
-        """The shown candidate's logits upscaled to ``size`` (`postprocess_masks`) and thresholded: HxW bool."""
+        """The shown candidate's logits upscaled to ``size`` (`postprocess_masks`) and thresholded: HxW bool.
+
+        Uses the image sizes stored with the logits, not the predictor's: the predictor may
+        have been given another image since (the gradio app or the mask generator share it).
+        """
         logits = self._low_res[self.candidate][None, None]
-        predictor = self.predictor
-        return postprocess_masks(logits, predictor.input_size, size, MASK_THRESHOLD)[0, 0]
+        return postprocess_masks(logits, self._sizes[0], size, MASK_THRESHOLD)[0, 0]
 
     def save_mask(self, path: str | os.PathLike) -> Path:
         """Save the current mask as a black-and-white PNG."""
@@ -193,12 +197,14 @@ class SamWidget(anywidget.AnyWidget):
     def _set_prompts(self, points: list, labels: list, box: list) -> None:
         """Predict for these prompts, then publish prompts, scores and mask together."""
         low_res, scores = None, []
+        self.last_latency_ms = None
         start = time.perf_counter()
         if points or box:
             scores, low_res = self.predictor.predict_without_upscaling(**self._arguments_for(points, labels, box))
+        sizes = (self.predictor.input_size, self.predictor.original_size)
         with self.hold_sync():
             self.points, self.labels, self.box = list(points), list(labels), list(box)
-            self._low_res, self._full_size = low_res, {}
+            self._low_res, self._sizes, self._full_size = low_res, sizes, {}
             self.scores = [float(score) for score in scores]
             self.candidate = int(np.argmax(scores)) if len(scores) else 0
             self._show_mask()
@@ -216,7 +222,8 @@ class SamWidget(anywidget.AnyWidget):
                 self.mask_shape, self.mask_bits = [], b""
                 self.mask_version += 1
             return
-        inside = self._upscaled(overlay_size(self.predictor.original_size))
+        size = overlay_size(self._sizes[1])
+        inside = self.mask if size == self._sizes[1] else self._upscaled(size)  # a small image: its own mask
         with self.hold_sync():
             self.mask_shape = list(inside.shape)
             self.mask_bits = np.packbits(inside, axis=None).tobytes()
