@@ -5,9 +5,10 @@
 
 For each precision (the f32 hint, then the device's default: bf16 where the CPU has it) it
 times, for one point prompt and per prompt in a chunk of 16: PyTorch's prompt encoder + mask
-decoder (eager, f32 only), the whole decoder IR (SAM's own split, what notebook 01 converts)
-and the prompt side of the split decoder, whose image side runs once per image and is timed
-apart. The peers run SAM's whole decoder at f32, as the whole decoder IR does (bar ONNX
+decoder (eager, f32 only), the whole decoder IR (SAM's own split, what notebook 01 converts),
+the prompt side of the split decoder, whose image side runs once per image and is timed
+apart, and its prompt side with mask (the whole decoder's work, for prompts with a mask
+input). The peers run SAM's whole decoder at f32, as the whole decoder IR does (bar ONNX
 Runtime's mask input, one for the whole batch as in `SamOnnxModel`): ONNX Runtime on its export
 and torch.compile (`benchmarks.peers`), where installed; torch.compile's compile time is
 reported apart. GMAC per prompt are counted by torch's FlopCounterMode on the module each IR
@@ -60,14 +61,21 @@ def prompt_inputs(image: np.ndarray, batch: int) -> dict[str, np.ndarray]:
 
 
 def torch_modules(sam) -> dict:
-    from utils.export_wrappers import DecoderImageSide, DecoderPromptSide, ImageEncoderModel, PromptDecoderModel
+    from utils import export_wrappers as wrappers
 
     return {
-        "encoder": ImageEncoderModel(sam).eval(),
-        "whole": PromptDecoderModel(sam).eval(),
-        "image side": DecoderImageSide(sam).eval(),
-        "prompt side": DecoderPromptSide(sam).eval(),
+        "encoder": wrappers.ImageEncoderModel(sam).eval(),
+        "whole": wrappers.PromptDecoderModel(sam).eval(),
+        "image side": wrappers.DecoderImageSide(sam).eval(),
+        "prompt side": wrappers.DecoderPromptSide(sam).eval(),
+        "prompt side with mask": wrappers.DecoderPromptSideWithMask(sam).eval(),
     }
+
+
+def mask_inputs(batch: int) -> np.ndarray:
+    """Previous-mask logits [B,1,256,256] for the prompt side with mask (fixed: the values do not change the time)."""
+    rng = np.random.default_rng(0)
+    return np.repeat(rng.normal(scale=8.0, size=(1, 1, 256, 256)).astype(np.float32), batch, axis=0)
 
 
 def as_torch(inputs: dict) -> dict:
@@ -78,7 +86,13 @@ def as_torch(inputs: dict) -> dict:
 
 def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int = 0) -> dict:
     """Every row of the table, for each precision; with ``profile_runs`` also the per-layer-type profiles."""
-    from utils.ir_store import DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML, DECODER_XML, ENCODER_XML
+    from utils.ir_store import (
+        DECODER_IMAGE_SIDE_XML,
+        DECODER_PROMPT_SIDE_WITH_MASK_XML,
+        DECODER_PROMPT_SIDE_XML,
+        DECODER_XML,
+        ENCODER_XML,
+    )
 
     modules = torch_modules(sam)
     preprocessed = encoder_input(image)
@@ -92,8 +106,12 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
             size: whole_decoder_inputs(embedding, p["point_coords"], p["point_labels"]) for size, p in points.items()
         },
         "prompt side": {size: {**per_image, **p} for size, p in points.items()},
+        "prompt side with mask": {
+            size: {"image_embeddings": embedding, "image_pe": per_image["image_pe"], **p, "mask_input": mask_inputs(b)}
+            for (size, p), b in zip(points.items(), (1, DECODER_CHUNK), strict=True)
+        },
     }
-    gmac = {name: count_gmac(modules[name], as_torch(inputs[name]["one"])) for name in ("whole", "prompt side")}
+    gmac = {name: count_gmac(modules[name], as_torch(feeds["one"])) for name, feeds in inputs.items()}
     gmac["encoder"] = count_gmac(modules["encoder"], as_torch({"image": preprocessed}))
     gmac["image side"] = count_gmac(modules["image side"], as_torch({"image_embeddings": embedding}))
 
@@ -105,16 +123,21 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
     peers, peers_not_run = _peer_rows(sam, modules["whole"], inputs["whole"], repeats)
     rows.update(peers)
     profiles = {}
-    xml_files = {"whole": DECODER_XML, "prompt side": DECODER_PROMPT_SIDE_XML}
+    xml_files = {
+        "whole": DECODER_XML,
+        "prompt side": DECODER_PROMPT_SIDE_XML,
+        "prompt side with mask": DECODER_PROMPT_SIDE_WITH_MASK_XML,
+    }
     for precision, config in PRECISIONS.items():
         encoder = core.compile_model(ir_folder / ENCODER_XML, "CPU", config)
         encoder_rate = gmac["encoder"] / median_ms(lambda encoder=encoder: encoder(preprocessed), 2) * 1e3
         image_side = core.compile_model(ir_folder / DECODER_IMAGE_SIDE_XML, "CPU", config)
-        for name, key in (("whole decoder", "whole"), ("split decoder, prompt side", "prompt side")):
+        for key in xml_files:
+            name = "whole decoder" if key == "whole" else f"split decoder, {key}"
             request = core.compile_model(ir_folder / xml_files[key], "CPU", config).create_infer_request()
             # inputs read in place, as OVSamPredictor runs them (a copy of the image side's 14 MB costs ~2 ms)
             row = _row(lambda feed, request=request: request.infer(feed, share_inputs=True), inputs[key], repeats)
-            row["encoder_gmac_per_s"] = encoder_rate
+            row["encoder_gmac_per_s"], row["gmac_per_prompt"] = encoder_rate, gmac[key]
             if key == "prompt side":
                 row["image_side_ms"] = median_ms(lambda image_side=image_side: image_side(embedding), repeats)
             rows[f"OpenVINO {precision}, {name}"] = row
@@ -122,8 +145,8 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
                 profiles[f"{name}, {precision}"] = profile(
                     ir_folder / xml_files[key], inputs[key]["one"], config, profile_runs
                 )
-    for name, row in rows.items():
-        row["gmac_per_prompt"] = gmac["prompt side" if "prompt side" in name else "whole"]
+    for row in rows.values():
+        row.setdefault("gmac_per_prompt", gmac["whole"])  # PyTorch and the peers run the whole decoder
         row["gmac_per_s"] = row["gmac_per_prompt"] / row["chunk_ms_per_prompt"] * 1e3
     return {"gmac": gmac, "rows": rows, "profiles": profiles, "peers_not_run": peers_not_run}
 
@@ -199,7 +222,8 @@ def markdown(result: dict) -> str:
     gmac = result["gmac"]
     lines = [
         f"GMAC: encoder {gmac['encoder']:.1f} per image; whole decoder {gmac['whole']:.3f} per prompt; "
-        f"split decoder {gmac['image side']:.3f} per image + {gmac['prompt side']:.3f} per prompt.",
+        f"split decoder {gmac['image side']:.3f} per image + {gmac['prompt side']:.3f} per prompt "
+        f"({gmac['prompt side with mask']:.3f} per prompt with a mask input).",
         "",
         f"| decoder | one prompt (ms) | per prompt in a chunk of {DECODER_CHUNK} (ms) | GMAC per prompt | GMAC/s "
         "| encoder GMAC/s, same precision | share of the encoder's rate | image side, once per image (ms) |",

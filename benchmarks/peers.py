@@ -195,7 +195,8 @@ class OrtSamPredictor(OVSamPredictor):
         self.decoder_session = onnxruntime.InferenceSession(str(decoder_onnx), options, providers=providers)
         # OVSamPredictor's OpenVINO models: none here (only _encode and _run_decoder would use them)
         self.encoder = self.decoder = self._decoder_request = None
-        self.decoder_image_side = self.decoder_prompt_side = self._prompt_side_request = None
+        self.decoder_image_side = self.decoder_prompt_side = self.decoder_prompt_side_with_mask = None
+        self._prompt_side_request = self._with_mask_request = None
         self.reset_image()
 
     def _encode(self, encoder_input: np.ndarray) -> np.ndarray:

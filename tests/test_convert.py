@@ -111,14 +111,14 @@ def test_ensure_sam_ir_reuses_stamped_ir_without_torch(ir_f32, tmp_path, monkeyp
 
 
 def test_ir_from_an_older_export_is_rebuilt_not_loaded(ir_f32, tmp_path, monkeypatch):
-    """IR from before the decoder split (export version 2, no halves) is stale: ensure_sam_ir converts again."""
+    """IR from before the decoder split (export version 2, no parts) is stale: ensure_sam_ir converts again."""
     import shutil
 
-    from utils.ir_store import DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML
+    from utils.ir_store import DECODER_PART_XML_FILES
 
     target = ir_directory("vit_b", tmp_path)
     shutil.copytree(ir_f32[0].parent, target)
-    for name in (DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML):
+    for name in DECODER_PART_XML_FILES:
         for suffix in (".xml", ".bin"):
             (target / name).with_suffix(suffix).unlink()
     stamp = json.loads((target / STAMP_FILE).read_text())

@@ -58,6 +58,8 @@ def test_light_install_takes_the_ir_from_the_kit_and_segments(kit, tmp_path):
         "prompt_decoder_image_side.xml",
         "prompt_decoder_prompt_side.bin",
         "prompt_decoder_prompt_side.xml",
+        "prompt_decoder_prompt_side_with_mask.bin",
+        "prompt_decoder_prompt_side_with_mask.xml",
     ]
     done = run_light(
         """

@@ -1,4 +1,4 @@
-"""Convert SAM to OpenVINO IR, the image encoder and the prompt decoder (plus the decoder's two halves), and cache them.
+"""Convert SAM to OpenVINO IR, the image encoder and the prompt decoder (plus the decoder's parts), and cache them.
 
 The conversion itself is two calls per model, shown by hand in notebook 01:
 ``ov.convert_model`` on a wrapper from `utils.export_wrappers` with an example
@@ -8,10 +8,11 @@ folder moved into place only when complete, and a stamp naming the weights and
 export options, so a second call with the same weights returns at once.
 
 Besides SAM's own two models it saves the decoder split for speed
-(`utils.export_wrappers.DecoderImageSide`, run once per image, and
-`DecoderPromptSide`, run per prompt without a mask input), which `OVSamPredictor`
-uses when it finds them beside the decoder. The whole decoder and both halves carry the
-same conversion id in their runtime info, so IR from two conversions is never mixed.
+(`utils.export_wrappers.DecoderImageSide`, run once per image, `DecoderPromptSide`,
+run per prompt without a mask input, and `DecoderPromptSideWithMask`, per prompt with
+one), which `OVSamPredictor` uses when it finds them beside the decoder. The whole
+decoder and its parts carry the same conversion id in their runtime info, so IR from
+two conversions is never mixed.
 
 Fused attention is the default (``fused_attention=True``, see
 `utils.export_wrappers.sdpa_attention`); ``False`` keeps the plain
@@ -103,18 +104,20 @@ def _convert_decoder_image_side(sam: "Sam", conversion_id: str) -> ov.Model:
     return model
 
 
-def _convert_decoder_prompt_side(sam: "Sam", conversion_id: str) -> ov.Model:
+def _convert_decoder_prompt_side(sam: "Sam", conversion_id: str, with_mask: bool) -> ov.Model:
+    """`DecoderPromptSide` (prompts without a mask input) or, ``with_mask``, `DecoderPromptSideWithMask`."""
     import torch
 
-    from utils.export_wrappers import DecoderPromptSide, prompt_side_example_input, prompt_side_input_shapes
+    from utils import export_wrappers as wrappers
 
-    example = prompt_side_example_input(sam)
-    shapes = prompt_side_input_shapes(example)
+    if with_mask:
+        module, example = wrappers.DecoderPromptSideWithMask(sam), wrappers.prompt_side_with_mask_example_input(sam)
+    else:
+        module, example = wrappers.DecoderPromptSide(sam), wrappers.prompt_side_example_input(sam)
+    shapes = wrappers.prompt_side_input_shapes(example)
     with torch.no_grad(), _quiet_tracing():
         model = ov.convert_model(
-            DecoderPromptSide(sam).eval(),
-            example_input=example,
-            input=[(shapes[name], ov.Type.f32) for name in example],
+            module.eval(), example_input=example, input=[(shapes[name], ov.Type.f32) for name in example]
         )
     _name_ports(model.inputs, list(example))
     _name_ports(model.outputs, ["masks", "iou_predictions"])
@@ -173,12 +176,13 @@ def convert_sam(
 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / STAMP_FILE).unlink(missing_ok=True)
-    conversion_id = f"{weights}/{uuid.uuid4().hex}"  # ties the decoder's halves to the whole decoder
+    conversion_id = f"{weights}/{uuid.uuid4().hex}"  # ties the decoder's parts to the whole decoder
     steps = [
         ("convert image encoder", lambda: _convert_encoder(sam, fused_attention)),
         ("convert prompt decoder", lambda: _convert_decoder(sam, conversion_id)),
         ("convert decoder, image side", lambda: _convert_decoder_image_side(sam, conversion_id)),
-        ("convert decoder, prompt side", lambda: _convert_decoder_prompt_side(sam, conversion_id)),
+        ("convert decoder, prompt side", lambda: _convert_decoder_prompt_side(sam, conversion_id, with_mask=False)),
+        ("convert decoder, with mask", lambda: _convert_decoder_prompt_side(sam, conversion_id, with_mask=True)),
     ]
     names = [path.name for path in ir_files(output_dir)]  # .bin then .xml, in the order of the steps
     with (

@@ -1,4 +1,4 @@
-"""The PyTorch modules that `ov.convert_model` turns into SAM's two OpenVINO models, and the decoder's halves.
+"""The PyTorch modules that `ov.convert_model` turns into SAM's two OpenVINO models, and the decoder's parts.
 
 SAM is split where its cost is split: the heavy ViT image encoder runs once per
 image, the light prompt encoder + mask decoder once per prompt (or batch of
@@ -14,7 +14,8 @@ tensor-out ``forward`` that tracing can follow:
   ``has_mask_input`` blends the ``mask_input`` embedding with the "no mask" one.
 - `DecoderImageSide` and `DecoderPromptSide`: the same decoder split for speed, the
   part that depends on the image alone run once per image, the rest per prompt
-  (prompts without a mask input); see their docstrings.
+  (prompts without a mask input); `DecoderPromptSideWithMask` does the whole decoder's
+  work for prompts with a mask input in the prompt side's form; see their docstrings.
 
 `sdpa_attention` is an export-time option for the encoder: inside it, every ViT
 `Attention` computes its attention with one ``scaled_dot_product_attention`` call
@@ -244,20 +245,75 @@ class DecoderPromptSide(nn.Module):
         point_coords: torch.Tensor,
         point_labels: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        decoder = self.mask_decoder
         sparse = self.point_embedder.embed_points(point_coords, point_labels)
-        output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-        point_embedding = torch.cat((output_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1), sparse), dim=1)
-        first, second = decoder.transformer.layers
         per_image = (token_to_image_keys, token_to_image_values, image_to_token_queries)
-        queries, keys = _two_way_block(first, point_embedding, image_tokens, point_embedding, image_pe, per_image)
-        queries, keys = _two_way_block(second, queries, keys, point_embedding, image_pe)
-        final = decoder.transformer.final_attn_token_to_image
-        attended = _tokens_attend_to_image(
-            final, final.q_proj(queries + point_embedding), keys + image_pe, keys, projected=False
-        )
-        queries = decoder.transformer.norm_final_attn(queries + attended)
-        return _masks_and_scores(decoder, queries, keys)
+        return _decode_prompts(self.mask_decoder, sparse, image_tokens, image_pe, per_image)
+
+
+class DecoderPromptSideWithMask(nn.Module):
+    """The prompt side for prompts with a mask input (a previous mask's logits, to refine it).
+
+    The downscaled mask is added to the image embedding, so every prompt has its own image
+    tokens and the first block's projections cannot be done once per image: this module does
+    the whole decoder's work per prompt, in `DecoderPromptSide`'s form (channels-last image
+    tokens, the attentions of `_tokens_attend_to_image` and `_image_attends_to_tokens`, the
+    upscaling of `_masks_and_scores`), where SAM's own graph (`PromptDecoderModel`) spends its
+    time on transposes of image-sized tensors.
+
+    Inputs: the image embedding [1,256,64,64], `DecoderImageSide`'s ``image_pe`` [1,4096,256],
+    points [B,N,2] with labels [B,N], and the mask inputs [B,1,256,256]. Outputs as
+    `PromptDecoderModel` with ``has_mask_input`` 1.
+    """
+
+    def __init__(self, sam: Sam) -> None:
+        super().__init__()
+        self.point_embedder = PromptDecoderModel(sam)  # for its embed_points
+        self.mask_downscaling = sam.prompt_encoder.mask_downscaling
+        self.mask_decoder = sam.mask_decoder
+
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        mask_input: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        sparse = self.point_embedder.embed_points(point_coords, point_labels)
+        # the last layer, a 1x1 convolution from 16 to 256 channels, runs as a per-pixel linear layer after the
+        # transpose to channels-last: 16 channels are moved instead of 256, and the embedding is added to its output
+        # (added to the convolution's, OpenVINO's CPU plugin fused the broadcasting add and failed for batches > 1)
+        *downscale, to_embedding = self.mask_downscaling
+        downscaled = nn.Sequential(*downscale)(mask_input).flatten(2).transpose(1, 2)  # [B, 4096, 16]
+        dense = nn.functional.linear(downscaled, to_embedding.weight.flatten(1), to_embedding.bias)
+        image_tokens = image_embeddings.flatten(2).transpose(1, 2) + dense
+        return _decode_prompts(self.mask_decoder, sparse, image_tokens, image_pe)
+
+
+def _decode_prompts(
+    decoder: nn.Module,
+    sparse: torch.Tensor,
+    image_tokens: torch.Tensor,
+    image_pe: torch.Tensor,
+    per_image: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`MaskDecoder.predict_masks` on point embeddings [B,T,256] and channels-last image tokens [B or 1,4096,256]:
+    the two-way transformer written out (as in `TwoWayTransformer.forward`), then `_masks_and_scores`.
+
+    ``per_image``: the first block's image-side projections (see `_two_way_block`), when its
+    image tokens depend on the image alone.
+    """
+    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+    point_embedding = torch.cat((output_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1), sparse), dim=1)
+    first, second = decoder.transformer.layers
+    queries, keys = _two_way_block(first, point_embedding, image_tokens, point_embedding, image_pe, per_image)
+    queries, keys = _two_way_block(second, queries, keys, point_embedding, image_pe)
+    final = decoder.transformer.final_attn_token_to_image
+    attended = _tokens_attend_to_image(
+        final, final.q_proj(queries + point_embedding), keys + image_pe, keys, projected=False
+    )
+    queries = decoder.transformer.norm_final_attn(queries + attended)
+    return _masks_and_scores(decoder, queries, keys)
 
 
 def _two_way_block(
@@ -376,14 +432,22 @@ def prompt_side_example_input(sam: Sam, batch: int = 2, points: int = 3) -> dict
     }
 
 
-def prompt_side_input_shapes(example: dict[str, torch.Tensor]) -> dict[str, list[int]]:
-    """The prompt side's input shapes: the per-image tensors fixed, the points dynamic as in the full decoder."""
-    shapes = {name: list(example[name].shape) for name in IMAGE_SIDE_OUTPUTS}
+def prompt_side_with_mask_example_input(sam: Sam, batch: int = 2, points: int = 3) -> dict[str, torch.Tensor]:
+    """What tracing runs `DecoderPromptSideWithMask` on: an embedding, its ``image_pe``, points and mask inputs."""
+    whole = decoder_example_input(batch, points)
+    with torch.no_grad():
+        image_pe = DecoderImageSide(sam)(whole["image_embeddings"])[IMAGE_SIDE_OUTPUTS.index("image_pe")]
     return {
-        **shapes,
-        "point_coords": DECODER_INPUT_SHAPES["point_coords"],
-        "point_labels": DECODER_INPUT_SHAPES["point_labels"],
+        "image_embeddings": whole["image_embeddings"],
+        "image_pe": image_pe,
+        **{name: whole[name] for name in ("point_coords", "point_labels", "mask_input")},
     }
+
+
+def prompt_side_input_shapes(example: dict[str, torch.Tensor]) -> dict[str, list[int]]:
+    """A prompt side's input shapes (either kind): the per-image tensors fixed, the prompts' sizes dynamic as in
+    the whole decoder."""
+    return {name: DECODER_INPUT_SHAPES.get(name, list(example[name].shape)) for name in example}
 
 
 def _sdpa_attention_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:

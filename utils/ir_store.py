@@ -5,6 +5,7 @@ Layout under ``models_dir`` (``models/`` in the notebooks):
     sam_<type>[-random-seed<N>][-plain-attention]/
         image_encoder.xml/.bin  prompt_decoder.xml/.bin  conversion.json      (utils/convert.py)
         prompt_decoder_image_side.xml/.bin  prompt_decoder_prompt_side.xml/.bin (utils/convert.py)
+        prompt_decoder_prompt_side_with_mask.xml/.bin                          (utils/convert.py)
         image_encoder_int8.xml/.bin  image_encoder_int8.json                   (utils/quantize.py)
 
 A stamp (``conversion.json``) names the weights, the export options, the export
@@ -37,16 +38,19 @@ ENCODER_XML = "image_encoder.xml"
 DECODER_XML = "prompt_decoder.xml"
 DECODER_IMAGE_SIDE_XML = "prompt_decoder_image_side.xml"
 DECODER_PROMPT_SIDE_XML = "prompt_decoder_prompt_side.xml"
-"""The decoder split for speed (`utils.export_wrappers.DecoderImageSide` and `DecoderPromptSide`)."""
-IR_XML_FILES = (ENCODER_XML, DECODER_XML, DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML)
+DECODER_PROMPT_SIDE_WITH_MASK_XML = "prompt_decoder_prompt_side_with_mask.xml"
+"""The decoder split for speed (`utils.export_wrappers.DecoderImageSide`, `DecoderPromptSide` and
+`DecoderPromptSideWithMask`)."""
+DECODER_PART_XML_FILES = (DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML, DECODER_PROMPT_SIDE_WITH_MASK_XML)
+IR_XML_FILES = (ENCODER_XML, DECODER_XML, *DECODER_PART_XML_FILES)
 CONVERSION_ID_KEY = ["sam_openvino", "conversion_id"]
-"""Where in an IR's runtime info the decoder halves keep the id of the conversion that made them."""
+"""Where in an IR's runtime info the decoder and its parts keep the id of the conversion that made them."""
 STAMP_FILE = "conversion.json"
 INT8_ENCODER_XML = "image_encoder_int8.xml"
 INT8_STAMP_FILE = "image_encoder_int8.json"
 PLAIN_ATTENTION_SUFFIX = "-plain-attention"
 KIT_IR_FOLDER = "ir"
-EXPORT_VERSION = 5
+EXPORT_VERSION = 6
 """Bump when the export wrappers change, so IR made by older code is rebuilt."""
 
 
@@ -63,7 +67,7 @@ def ir_directory(model_type: str, models_dir: str | os.PathLike = "models", fuse
 
 
 def ir_files(folder: Path) -> list[Path]:
-    """The files of one conversion (encoder, decoder and the decoder's two halves), each .bin before .xml."""
+    """The files of one conversion (encoder, decoder and the decoder's parts), each .bin before .xml."""
     return [folder / Path(name).with_suffix(suffix) for name in IR_XML_FILES for suffix in (".bin", ".xml")]
 
 

@@ -1,12 +1,12 @@
-"""`OVSamPredictor`: `SamPredictor`'s interface on SAM's two OpenVINO models (and the decoder's halves).
+"""`OVSamPredictor`: `SamPredictor`'s interface on SAM's two OpenVINO models (and the decoder's parts).
 
 `set_image` runs the image encoder once; every `predict` call runs only the
 light prompt decoder and upscales its logits in numpy, so prompts are cheap.
-Where the conversion saved the decoder's two halves beside it (see
+Where the conversion saved the decoder's parts beside it (see
 `utils.export_wrappers.DecoderImageSide`), `set_image` also runs the image side once,
-and prompts without a ``mask_input`` run only the prompt side; prompts with one run
-the whole decoder. Both compute the same maths in another order, so they agree up to
-rounding (to about 4e-7 at f32; more at bf16).
+prompts without a ``mask_input`` run only the prompt side, and prompts with one the
+prompt side with mask. They compute the whole decoder's maths in another order, so
+they agree with it up to rounding (to about 4e-7 at f32; more at bf16).
 Inputs, outputs, shapes and meaning follow `SamPredictor` one for one; the
 difference is that everything is numpy and nothing here imports torch.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from utils.ir_store import CONVERSION_ID_KEY, DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML
+from utils.ir_store import CONVERSION_ID_KEY, DECODER_PART_XML_FILES
 from utils.transforms import (
     LOW_RES_MASK_SIZE,
     apply_boxes,
@@ -44,17 +44,19 @@ class OVSamPredictor:
 
     Args:
         encoder_xml: image encoder IR from `utils.convert.convert_sam`.
-        decoder_xml: prompt decoder IR from the same call. When the decoder's two halves
-            (``prompt_decoder_image_side.xml``, ``prompt_decoder_prompt_side.xml``) are in
-            the same folder, they are used for prompts without a mask input.
+        decoder_xml: prompt decoder IR from the same call. When the decoder's parts
+            (``prompt_decoder_image_side.xml``, ``prompt_decoder_prompt_side.xml``,
+            ``prompt_decoder_prompt_side_with_mask.xml``) are in the same folder, every
+            prompt runs on them instead.
         device: an OpenVINO device name, e.g. "CPU", "GPU" or "AUTO".
         config: properties passed to `compile_model` for every model, e.g.
             ``{"INFERENCE_PRECISION_HINT": "f32"}`` for exact parity with PyTorch.
 
     Attributes besides `SamPredictor`'s: ``encoder`` and ``decoder`` (the compiled IR),
-    ``decoder_image_side`` and ``decoder_prompt_side`` (the decoder's halves, or None when
-    the folder has none), and ``image_side_outputs`` (what the image side computed for the
-    current image, by name: the prompt side's first inputs).
+    ``decoder_image_side``, ``decoder_prompt_side`` and ``decoder_prompt_side_with_mask``
+    (the decoder's parts, or None when the folder has none), and ``image_side_outputs``
+    (what the image side computed for the current image, by name: the prompt side's first
+    inputs).
     """
 
     def __init__(
@@ -79,9 +81,10 @@ class OVSamPredictor:
         decoder = core.read_model(decoder_xml)
         self.decoder = core.compile_model(decoder, device, config or {})
         self._decoder_request = self.decoder.create_infer_request()
-        halves = _compile_decoder_halves(core, Path(decoder_xml), _conversion_id(decoder), device, config or {})
-        self.decoder_image_side, self.decoder_prompt_side = halves or (None, None)
-        self._prompt_side_request = None if halves is None else self.decoder_prompt_side.create_infer_request()
+        parts = _compile_decoder_parts(core, Path(decoder_xml), _conversion_id(decoder), device, config or {})
+        self.decoder_image_side, self.decoder_prompt_side, self.decoder_prompt_side_with_mask = parts or (None,) * 3
+        self._prompt_side_request = None if parts is None else self.decoder_prompt_side.create_infer_request()
+        self._with_mask_request = None if parts is None else self.decoder_prompt_side_with_mask.create_infer_request()
         self.reset_image()
 
     # ----------------------------------------------------------------- image
@@ -241,17 +244,23 @@ class OVSamPredictor:
         return np.concatenate(logits), np.concatenate(scores)
 
     def _run_decoder(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None):
-        """One decoder call: the prompt side when there is one and no mask input, else the whole decoder.
+        """One decoder call: a prompt side when the decoder's parts are there (the one with mask when
+        ``mask_input`` is given), else the whole decoder.
 
         ``share_inputs``: OpenVINO reads the arrays in place instead of copying them into its
         own tensors first; the image side's five [1,4096,C] inputs are 14 MB, and copying them
         took about 2 ms of a 14 ms one-prompt call (bf16, 2-core AMD EPYC).
         """
-        if mask_input is None and self._prompt_side_request is not None:
+        if self._prompt_side_request is None:
+            inputs = whole_decoder_inputs(self.features, coords, labels, mask_input)
+            return self._decoder_request.infer(inputs, share_inputs=True)
+        if mask_input is None:
             inputs = {**self.image_side_outputs, "point_coords": coords, "point_labels": labels}
             return self._prompt_side_request.infer(inputs, share_inputs=True)
-        inputs = whole_decoder_inputs(self.features, coords, labels, mask_input)
-        return self._decoder_request.infer(inputs, share_inputs=True)
+        whole = whole_decoder_inputs(self.features, coords, labels, mask_input)
+        inputs = {"image_pe": self.image_side_outputs["image_pe"], **whole}
+        del inputs["has_mask_input"]
+        return self._with_mask_request.infer(inputs, share_inputs=True)
 
     def _require_image(self) -> None:
         if not self.is_image_set:
@@ -263,35 +272,38 @@ def _conversion_id(model: ov.Model) -> str | None:
     return model.get_rt_info(CONVERSION_ID_KEY).astype(str) if model.has_rt_info(CONVERSION_ID_KEY) else None
 
 
-def _compile_decoder_halves(
+def _compile_decoder_parts(
     core: ov.Core, decoder_xml: Path, decoder_id: str | None, device: str, config: dict
-) -> tuple[ov.CompiledModel, ov.CompiledModel] | None:
-    """Compile the decoder's image and prompt sides found beside ``decoder_xml``; None when neither is there.
+) -> tuple[ov.CompiledModel, ...] | None:
+    """Compile the decoder's parts found beside ``decoder_xml`` (image side, prompt side, prompt side with mask);
+    None when none is there.
 
-    The halves must come from the same conversion as the whole decoder (the same id in the
-    runtime info of all three) and fit each other (the image side's outputs named as the
-    prompt side's first inputs); otherwise, or when only one half exists, the error names the files.
+    The parts must come from the same conversion as the whole decoder (the same id in the
+    runtime info of all of them) and fit each other (the image side's outputs named as the
+    prompt side's first inputs, and ``image_pe`` among the prompt side with mask's inputs);
+    otherwise, or when only some exist, the error names the files.
     """
-    folder = decoder_xml.parent
-    image_xml, prompt_xml = folder / DECODER_IMAGE_SIDE_XML, folder / DECODER_PROMPT_SIDE_XML
-    present = [path for path in (image_xml, prompt_xml) if path.is_file()]
+    paths = [decoder_xml.parent / name for name in DECODER_PART_XML_FILES]
+    present = [path for path in paths if path.is_file()]
     if not present:
         return None
     remake = "convert again with utils.convert.ensure_sam_ir() (or utils.convert.convert_sam)"
-    if len(present) == 1:
-        raise FileNotFoundError(
-            f"The decoder halves {image_xml} and {prompt_xml} go together, only {present[0]} exists: {remake}."
-        )
-    image_side, prompt_side = core.read_model(image_xml), core.read_model(prompt_xml)
-    ids = [_conversion_id(model) for model in (image_side, prompt_side)]
-    outputs = [port.get_any_name() for port in image_side.outputs]
-    inputs = [port.get_any_name() for port in prompt_side.inputs][: len(outputs)]
-    if decoder_id is None or ids != [decoder_id, decoder_id] or outputs != inputs:
+    named = ", ".join(str(path) for path in paths)
+    if len(present) < len(paths):
+        missing = ", ".join(str(path) for path in paths if path not in present)
+        raise FileNotFoundError(f"The decoder parts {named} go together; not found: {missing}. To make them, {remake}.")
+    models = [core.read_model(path) for path in paths]
+    ids = [_conversion_id(model) for model in models]
+    prompt_side, with_mask = ([port.get_any_name() for port in model.inputs] for model in models[1:])
+    outputs = [port.get_any_name() for port in models[0].outputs]
+    fits = prompt_side[: len(outputs)] == outputs and "image_pe" in with_mask
+    if decoder_id is None or ids != [decoder_id] * len(paths) or not fits:
+        conversions = ", ".join(f"{path.name}: {conversion}" for path, conversion in zip(paths, ids, strict=True))
         raise ValueError(
-            f"The decoder halves {image_xml} (conversion {ids[0]}) and {prompt_xml} (conversion {ids[1]}) "
-            f"do not come from the same conversion as {decoder_xml} (conversion {decoder_id}): {remake}."
+            f"The decoder parts {named} (conversions {conversions}) do not come from the same conversion as "
+            f"{decoder_xml} (conversion {decoder_id}): {remake}."
         )
-    return core.compile_model(image_side, device, config), core.compile_model(prompt_side, device, config)
+    return tuple(core.compile_model(model, device, config) for model in models)
 
 
 def whole_decoder_inputs(
