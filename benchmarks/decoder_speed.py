@@ -35,7 +35,7 @@ from benchmarks.encoder_profile import profile
 from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header, write_json
 from utils.accuracy import fixed_prompts
 from utils.precision import F32
-from utils.predictor import DECODER_CHUNK, decoder_points, whole_decoder_inputs
+from utils.predictor import DECODER_CHUNK, WITH_MASK_PER_IMAGE_INPUTS, decoder_points, whole_decoder_inputs
 from utils.transforms import encoder_input, read_rgb_image
 
 PRECISIONS = {"f32": F32, "default": {}}
@@ -107,7 +107,7 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
         },
         "prompt side": {size: {**per_image, **p} for size, p in points.items()},
         "prompt side with mask": {
-            size: {"image_embeddings": embedding, "image_pe": per_image["image_pe"], **p, "mask_input": mask_inputs(b)}
+            size: {name: per_image[name] for name in WITH_MASK_PER_IMAGE_INPUTS} | p | {"mask_input": mask_inputs(b)}
             for (size, p), b in zip(points.items(), (1, DECODER_CHUNK), strict=True)
         },
     }

@@ -44,7 +44,7 @@ def test_parts_interface(ir_f32):
     assert set(port_shapes(prompt_side.outputs)) == {"masks", "iou_predictions"}
     with_mask = ov.Core().read_model(parts(ir_f32)[2])
     assert port_shapes(with_mask.inputs) == {
-        "image_embeddings": "[1,256,64,64]",
+        "image_tokens": "[1,4096,256]",
         "image_pe": "[1,4096,256]",
         "point_coords": "[?,?,2]",
         "point_labels": "[?,?]",
@@ -98,8 +98,8 @@ def test_prompt_side_with_mask_gives_the_whole_decoders_output_with_mask_input(i
         "mask_input": rng.normal(scale=8.0, size=(batch, 1, 256, 256)).astype(np.float32),  # logits-like
     }
     expected = decoder({"image_embeddings": embedding, **prompts, "has_mask_input": np.ones(batch, np.float32)})
-    image_pe = image_side(embedding)["image_pe"]
-    actual = with_mask({"image_embeddings": embedding, "image_pe": image_pe, **prompts})
+    per_image = image_side(embedding)
+    actual = with_mask({"image_tokens": per_image["image_tokens"], "image_pe": per_image["image_pe"], **prompts})
     scale = np.abs(expected["masks"]).max()
     print(f"B={batch} N={points}: max |masks difference| {np.abs(actual['masks'] - expected['masks']).max():.1e}")
     np.testing.assert_allclose(actual["masks"], expected["masks"], atol=1e-5 * scale, rtol=0)

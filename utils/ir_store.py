@@ -50,7 +50,7 @@ INT8_ENCODER_XML = "image_encoder_int8.xml"
 INT8_STAMP_FILE = "image_encoder_int8.json"
 PLAIN_ATTENTION_SUFFIX = "-plain-attention"
 KIT_IR_FOLDER = "ir"
-EXPORT_VERSION = 6
+EXPORT_VERSION = 7
 """Bump when the export wrappers change, so IR made by older code is rebuilt."""
 
 

@@ -35,6 +35,8 @@ MASK_THRESHOLD = 0.0
 
 DECODER_CHUNK = 16
 """Most prompts per decoder call; bigger batches are split (see `OVSamPredictor._decode`)."""
+WITH_MASK_PER_IMAGE_INPUTS = ("image_tokens", "image_pe")
+"""The image side's outputs that the prompt side with mask takes (`DecoderPromptSideWithMask`)."""
 PADDING_LABEL = -1.0
 BOX_CORNER_LABELS = (2.0, 3.0)
 
@@ -257,9 +259,9 @@ class OVSamPredictor:
         if mask_input is None:
             inputs = {**self.image_side_outputs, "point_coords": coords, "point_labels": labels}
             return self._prompt_side_request.infer(inputs, share_inputs=True)
-        whole = whole_decoder_inputs(self.features, coords, labels, mask_input)
-        inputs = {"image_pe": self.image_side_outputs["image_pe"], **whole}
-        del inputs["has_mask_input"]
+        per_image = {name: self.image_side_outputs[name] for name in WITH_MASK_PER_IMAGE_INPUTS}
+        masks = whole_decoder_inputs(self.features, coords, labels, mask_input)["mask_input"]  # one per prompt
+        inputs = {**per_image, "point_coords": coords, "point_labels": labels, "mask_input": masks}
         return self._with_mask_request.infer(inputs, share_inputs=True)
 
     def _require_image(self) -> None:
@@ -280,7 +282,7 @@ def _compile_decoder_parts(
 
     The parts must come from the same conversion as the whole decoder (the same id in the
     runtime info of all of them) and fit each other (the image side's outputs named as the
-    prompt side's first inputs, and ``image_pe`` among the prompt side with mask's inputs);
+    prompt side's first inputs, and the prompt side with mask's first inputs image-side outputs too);
     otherwise, or when only some exist, the error names the files.
     """
     paths = [decoder_xml.parent / name for name in DECODER_PART_XML_FILES]
@@ -296,7 +298,7 @@ def _compile_decoder_parts(
     ids = [_conversion_id(model) for model in models]
     prompt_side, with_mask = ([port.get_any_name() for port in model.inputs] for model in models[1:])
     outputs = [port.get_any_name() for port in models[0].outputs]
-    fits = prompt_side[: len(outputs)] == outputs and "image_pe" in with_mask
+    fits = prompt_side[: len(outputs)] == outputs and with_mask[:2] == list(WITH_MASK_PER_IMAGE_INPUTS)
     if decoder_id is None or ids != [decoder_id] * len(paths) or not fits:
         conversions = ", ".join(f"{path.name}: {conversion}" for path, conversion in zip(paths, ids, strict=True))
         raise ValueError(
