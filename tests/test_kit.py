@@ -12,9 +12,10 @@ import pytest
 
 from tests.helpers import DATA
 from utils import prefetch
+from utils.checkpoints import weights_id
 from utils.convert import ensure_sam_ir
 from utils.download import MIRROR_ENV
-from utils.ir_store import KIT_IR_FOLDER, STAMP_FILE, ir_directory
+from utils.ir_store import KIT_IR_FOLDER, STAMP_FILE, conversion_stamp, ir_directory, ir_files, take_from_kit
 
 ROOT = DATA.parent
 LIGHT_INSTALL = """
@@ -89,6 +90,21 @@ def test_incomplete_kit_names_the_missing_file_and_the_command(kit, tmp_path):
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert "KitError" in last and "lacks prompt_decoder.bin" in last and "python -m utils.prefetch" in last
+
+
+def test_kit_from_an_older_export_with_fewer_files_is_stale_not_incomplete(tmp_path, monkeypatch):
+    """A kit made before the decoder gained a part lacks that part's files: skipped as stale, converted here."""
+    folder = ir_directory("vit_b", tmp_path / "models")
+    stamp = conversion_stamp(weights_id("vit_b"), True, True)
+    source = tmp_path / "kit" / KIT_IR_FOLDER / folder.name
+    source.mkdir(parents=True)
+    for path in ir_files(source)[:-2]:  # every file but the newest part's .bin and .xml
+        path.write_bytes(b"")
+    (source / STAMP_FILE).write_text(json.dumps({**stamp, "export_version": stamp["export_version"] - 1}))
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "kit"))
+    with pytest.warns(UserWarning, match="is stale: export_version"):
+        assert take_from_kit(folder, stamp) is False
+    assert not folder.exists(), "nothing was copied from the stale kit"
 
 
 def test_stale_kit_says_what_differs(kit, tmp_path, monkeypatch):

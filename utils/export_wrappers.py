@@ -194,7 +194,7 @@ class DecoderImageSide(nn.Module):
     first two-way block projects those image tokens three times before they meet any
     prompt: keys and values for tokens-attend-to-image, queries for image-attends-to-tokens.
     This module computes the image tokens and the three projections once, so every
-    prompt skips them (about a quarter of the decoder's multiply-adds).
+    prompt without a mask input skips them (about a quarter of the decoder's multiply-adds).
 
     Input: the image embedding [1,256,64,64]. Outputs, each [1,4096,C]: ``image_tokens``
     (C=256), ``image_pe`` (C=256), ``token_to_image_keys``, ``token_to_image_values`` and
@@ -261,7 +261,7 @@ class DecoderPromptSideWithMask(nn.Module):
     time on transposes of image-sized tensors.
 
     Inputs: `DecoderImageSide`'s ``image_tokens`` and ``image_pe`` [1,4096,256], points [B,N,2]
-    with labels [B,N], and the mask inputs [B,1,256,256]. The image side's tokens are the
+    with labels [B,N], and one mask input per prompt [B,1,256,256]. The image side's tokens are the
     embedding plus the "no mask" embedding, channels-last: this module adds the downscaled mask
     minus the "no mask" embedding, which gives SAM's embedding plus mask without transposing the
     embedding per call (2 ms of a 16 ms call at bf16). Outputs as `PromptDecoderModel` with

@@ -99,10 +99,11 @@ def ir_is_current(folder: str | os.PathLike, stamp: dict) -> bool:
 def take_from_kit(folder: Path, stamp: dict) -> bool:
     """Copy current IR for ``folder`` from the workshop kit in ``$SAM_OV_MIRROR``; True when it did.
 
-    False when no kit is set or it has no IR for this folder. A kit whose IR is
-    incomplete raises `KitError`; one whose stamp differs (other weights, export or
-    OpenVINO version) raises it too where PyTorch is missing, and otherwise is skipped
-    with a warning, so the caller converts instead.
+    False when no kit is set or it has no IR for this folder. A kit whose stamp differs
+    (other weights, export or OpenVINO version; an older export may also lack files that
+    a newer one makes) raises `KitError` where PyTorch is missing, and otherwise is skipped
+    with a warning, so the caller converts instead. A current kit with files missing
+    raises `KitError`.
     """
     kit = os.environ.get(MIRROR_ENV)
     if not kit:
@@ -112,9 +113,10 @@ def take_from_kit(folder: Path, stamp: dict) -> bool:
         return False
     remake = f"remake it on a machine with the full install: python -m utils.prefetch {kit} --with-ir"
     missing = [path.name for path in _stamped_ir_files(source) if not path.is_file()]
-    if missing:
+    found = read_stamp(source / STAMP_FILE)
+    if missing and found in (None, stamp):
         raise KitError(f"The workshop kit {source} is incomplete, it lacks {', '.join(missing)}: {remake}.")
-    found = read_stamp(source / STAMP_FILE) or {}
+    found = found or {}
     if found != stamp:
         differences = ", ".join(
             f"{key} {found.get(key)!r} (this install needs {value!r})"

@@ -250,8 +250,8 @@ class OVSamPredictor:
         ``mask_input`` is given), else the whole decoder.
 
         ``share_inputs``: OpenVINO reads the arrays in place instead of copying them into its
-        own tensors first; the image side's five [1,4096,C] inputs are 14 MB, and copying them
-        took about 2 ms of a 14 ms one-prompt call (bf16, 2-core AMD EPYC).
+        own tensors first; the image side's five [1,4096,C] outputs, the prompt side's inputs, are
+        14 MB, and copying them took about 2 ms of a 14 ms one-prompt call (bf16, 2-core AMD EPYC).
         """
         if self._prompt_side_request is None:
             inputs = whole_decoder_inputs(self.features, coords, labels, mask_input)
