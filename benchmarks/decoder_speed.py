@@ -35,7 +35,13 @@ from benchmarks.encoder_profile import profile
 from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header, write_json
 from utils.accuracy import fixed_prompts
 from utils.precision import F32
-from utils.predictor import DECODER_CHUNK, WITH_MASK_PER_IMAGE_INPUTS, decoder_points, whole_decoder_inputs
+from utils.predictor import (
+    DECODER_CHUNK,
+    WITH_MASK_PER_IMAGE_INPUTS,
+    decoder_points,
+    per_prompt_mask_inputs,
+    whole_decoder_inputs,
+)
 from utils.transforms import encoder_input, read_rgb_image
 
 PRECISIONS = {"f32": F32, "default": {}}
@@ -74,8 +80,8 @@ def torch_modules(sam) -> dict:
 
 def mask_inputs(batch: int) -> np.ndarray:
     """Previous-mask logits [B,1,256,256] for the prompt side with mask (fixed: the values do not change the time)."""
-    rng = np.random.default_rng(0)
-    return np.repeat(rng.normal(scale=8.0, size=(1, 1, 256, 256)).astype(np.float32), batch, axis=0)
+    logits = np.random.default_rng(0).normal(scale=8.0, size=(1, 256, 256)).astype(np.float32)
+    return per_prompt_mask_inputs(logits, batch)
 
 
 def as_torch(inputs: dict) -> dict:
@@ -107,8 +113,10 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
         },
         "prompt side": {size: {**per_image, **p} for size, p in points.items()},
         "prompt side with mask": {
-            size: {name: per_image[name] for name in WITH_MASK_PER_IMAGE_INPUTS} | p | {"mask_input": mask_inputs(b)}
-            for (size, p), b in zip(points.items(), (1, DECODER_CHUNK), strict=True)
+            size: {name: per_image[name] for name in WITH_MASK_PER_IMAGE_INPUTS}
+            | p
+            | {"mask_input": mask_inputs(len(p["point_coords"]))}
+            for size, p in points.items()
         },
     }
     gmac = {name: count_gmac(modules[name], as_torch(feeds["one"])) for name, feeds in inputs.items()}

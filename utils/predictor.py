@@ -260,7 +260,7 @@ class OVSamPredictor:
             inputs = {**self.image_side_outputs, "point_coords": coords, "point_labels": labels}
             return self._prompt_side_request.infer(inputs, share_inputs=True)
         per_image = {name: self.image_side_outputs[name] for name in WITH_MASK_PER_IMAGE_INPUTS}
-        masks = whole_decoder_inputs(self.features, coords, labels, mask_input)["mask_input"]  # one per prompt
+        masks = per_prompt_mask_inputs(mask_input, len(coords))
         inputs = {**per_image, "point_coords": coords, "point_labels": labels, "mask_input": masks}
         return self._with_mask_request.infer(inputs, share_inputs=True)
 
@@ -290,8 +290,8 @@ def _compile_decoder_parts(
     if not present:
         return None
     remake = "convert again with utils.convert.ensure_sam_ir() (or utils.convert.convert_sam)"
-    named = ", ".join(str(path) for path in paths)
     if len(present) < len(paths):
+        named = ", ".join(str(path) for path in paths)
         missing = ", ".join(str(path) for path in paths if path not in present)
         raise FileNotFoundError(f"The decoder parts {named} go together; not found: {missing}. To make them, {remake}.")
     models = [core.read_model(path) for path in paths]
@@ -300,9 +300,9 @@ def _compile_decoder_parts(
     outputs = [port.get_any_name() for port in models[0].outputs]
     fits = prompt_side[: len(outputs)] == outputs and with_mask[:2] == list(WITH_MASK_PER_IMAGE_INPUTS)
     if decoder_id is None or ids != [decoder_id] * len(paths) or not fits:
-        conversions = ", ".join(f"{path.name}: {conversion}" for path, conversion in zip(paths, ids, strict=True))
+        conversions = ", ".join(f"{path} (conversion {id_})" for path, id_ in zip(paths, ids, strict=True))
         raise ValueError(
-            f"The decoder parts {named} (conversions {conversions}) do not come from the same conversion as "
+            f"The decoder parts {conversions} do not come from the same conversion as "
             f"{decoder_xml} (conversion {decoder_id}): {remake}."
         )
     return tuple(core.compile_model(model, device, config) for model in models)
@@ -313,17 +313,20 @@ def whole_decoder_inputs(
 ) -> dict[str, np.ndarray]:
     """The whole decoder's five inputs for decoder points [B,N,2], [B,N]; ``mask_input`` [1,256,256] or None."""
     batch = len(coords)
-    if mask_input is None:
-        mask = np.zeros((batch, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
-    else:
-        mask = np.broadcast_to(mask_input[None], (batch, *mask_input.shape)).astype(np.float32)
     return {
         "image_embeddings": embedding,
         "point_coords": coords,
         "point_labels": labels,
-        "mask_input": mask,
+        "mask_input": per_prompt_mask_inputs(mask_input, batch),
         "has_mask_input": np.full(batch, 0.0 if mask_input is None else 1.0, dtype=np.float32),
     }
+
+
+def per_prompt_mask_inputs(mask_input: np.ndarray | None, batch: int) -> np.ndarray:
+    """``mask_input`` [1,256,256] repeated for each of ``batch`` prompts, [B,1,256,256] float32; zeros for None."""
+    if mask_input is None:
+        return np.zeros((batch, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE), dtype=np.float32)
+    return np.broadcast_to(mask_input[None], (batch, *mask_input.shape)).astype(np.float32)
 
 
 def decoder_points(
