@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import TwoSlopeNorm
 
 MASK_RGB = (30, 144, 255)
 """The blue of the segment-anything notebooks; the widget and the gradio app draw masks in it too."""
@@ -227,10 +228,11 @@ def show_decoder_points(image: np.ndarray, prompts: dict[str, dict]) -> plt.Figu
     without a box gets a padding point labelled -1 at (0, 0).
     """
     from utils.predictor import decoder_points
-    from utils.transforms import IMAGE_SIZE, resize_longest_side, to_rgb_uint8
+    from utils.transforms import IMAGE_SIZE, PIXEL_MEAN, resize_longest_side, to_rgb_uint8
 
     resized = resize_longest_side(to_rgb_uint8(image))
-    frame = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    frame = np.empty((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    frame[:] = PIXEL_MEAN.round().astype(np.uint8)  # the padding in the encoder's input is the mean colour
     frame[: resized.shape[0], : resized.shape[1]] = resized
     figure, axes = plt.subplots(1, len(prompts), figsize=(4.6 * len(prompts), 4.8), squeeze=False)
     for ax, (title, prompt) in zip(axes[0], prompts.items()):
@@ -272,10 +274,11 @@ def show_upscaling(
     mask = postprocess_masks(logits[None, None], input_size, original_size)[0, 0] > 0
     valid = [size * LOW_RES_MASK_SIZE / IMAGE_SIZE for size in input_size]
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    limit = float(np.percentile(np.abs(logits), 90)) or 1.0
+    # each sign gets the whole of its colour range: the positive logits are often far smaller than the negative
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=min(float(logits.min()), -1e-3), vmax=max(float(logits.max()), 1e-3))
     cropped = full[: input_size[0], : input_size[1]]
     for ax, shown in ((axes[0], logits), (axes[1], cropped)):
-        ax.imshow(shown, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.imshow(shown, cmap="RdBu_r", norm=norm)
         ax.contour(shown, levels=[0.0], colors="black", linewidths=1.2)  # where the logit crosses 0
     axes[0].add_patch(plt.Rectangle((-0.5, -0.5), valid[1], valid[0], fill=False, edgecolor="black", ls="--", lw=1.5))
     size = f"{LOW_RES_MASK_SIZE}x{LOW_RES_MASK_SIZE}"
