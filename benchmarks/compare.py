@@ -12,7 +12,8 @@ OpenVINO with the INT8 encoder. Columns: encoder latency (median after warm-up),
 one point prompt end to end (`predict`, upscaling included), automatic mask
 generation end to end, encoder throughput over several images (OpenVINO:
 `AsyncInferQueue` with the THROUGHPUT hint; PyTorch: one image after another),
-the peak memory of the process that measured the row, and the model's size on
+the peak memory of the process that measured the row (the throughput phase
+runs after the predictor is released, see `measure`), and the model's size on
 disk. Ratios are against PyTorch eager f32 measured in the same run.
 
 Every row runs in a fresh process, so its peak memory and its thread pools are its own.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import sys
 from functools import partial
@@ -104,10 +106,28 @@ class RowParts(NamedTuple):
     warm_up: Callable[[np.ndarray], object] = lambda image: None  # untimed first calls (compilation), on the image
 
 
-def measure(parts: RowParts, image: np.ndarray, setup: dict) -> dict:
-    """Every column for one configuration. A column that fails holds {"error": ...} and the others still run."""
+def measure(make_parts: Callable[[], RowParts], image: np.ndarray, setup: dict) -> dict:
+    """Every column for one configuration. A column that fails holds {"error": ...} and the others still run.
+
+    The throughput column runs last, after the predictor and the generator are released: OpenVINO
+    compiles a second encoder for it (the THROUGHPUT hint), which a deployment would hold instead of
+    the latency one, not beside it. The PyTorch and ONNX Runtime rows reuse their one model for it.
+    """
     from utils.transforms import encoder_input
 
+    parts = make_parts()
+    result = latency_columns(parts, image, setup)
+    throughput, context = parts.throughput, parts.context
+    del parts  # the last reference when make_parts built them (measure_row); a caller that kept them keeps them
+    gc.collect()
+    with context:
+        result["throughput_fps"] = _guarded(lambda: throughput(encoder_input(image), setup["throughput_images"]))
+    result["peak_memory_mib"] = peak_memory_mib()
+    return result
+
+
+def latency_columns(parts: RowParts, image: np.ndarray, setup: dict) -> dict:
+    """The size and the columns that use the predictor: encoder, one prompt, the mask generator."""
     one_point = fixed_prompts(image)["one point"]
     result: dict = {"model_size_mb": parts.size_mb}
     with parts.context:
@@ -119,8 +139,6 @@ def measure(parts: RowParts, image: np.ndarray, setup: dict) -> dict:
             lambda: median_ms(lambda: parts.predictor.predict(**one_point), setup["prompt_repeats"], 3)
         )
         result["amg_s"] = _guarded(lambda: seconds(lambda: parts.make_generator().generate(image)))
-        result["throughput_fps"] = _guarded(lambda: parts.throughput(encoder_input(image), setup["throughput_images"]))
-    result["peak_memory_mib"] = peak_memory_mib()
     return result
 
 
@@ -129,14 +147,16 @@ def measure_row(name: str, setup: dict) -> dict:
     from utils.transforms import read_rgb_image
 
     spec = ROWS[name]
-    if spec["backend"] == "pytorch":
-        sam = load_sam(setup["model_type"], Path(setup["models_dir"]) / "checkpoints", show_progress=False)
-        parts = pytorch_parts(sam, spec["autocast"], setup["amg_points_per_side"], spec.get("compile", False))
-    elif spec["backend"] == "onnxruntime":
-        parts = onnxruntime_parts(setup)
-    else:
-        parts = openvino_parts(spec, setup)
-    return measure(parts, read_rgb_image(setup["image"]), setup)
+
+    def make_parts() -> RowParts:
+        if spec["backend"] == "pytorch":
+            sam = load_sam(setup["model_type"], Path(setup["models_dir"]) / "checkpoints", show_progress=False)
+            return pytorch_parts(sam, spec["autocast"], setup["amg_points_per_side"], spec.get("compile", False))
+        if spec["backend"] == "onnxruntime":
+            return onnxruntime_parts(setup)
+        return openvino_parts(spec, setup)
+
+    return measure(make_parts, read_rgb_image(setup["image"]), setup)
 
 
 def pytorch_parts(sam, autocast: bool, amg_points_per_side: int, compiled: bool = False) -> RowParts:

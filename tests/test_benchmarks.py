@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import weakref
 
 import matplotlib.image
 import numpy as np
@@ -46,7 +47,8 @@ def test_pytorch_row_measures_every_column_in_f32_and_under_bf16_autocast(tiny_s
     """The PyTorch rows' code, bf16 outputs included, runs on every CPU (on one without bf16 too)."""
     parts = compare.pytorch_parts(tiny_sam, autocast=autocast, amg_points_per_side=2)
     image = make_test_images()["tiny"]
-    row = compare.measure(parts, image, compare.settings(repeats=1, warmup=0, prompt_repeats=1, throughput_images=1))
+    settings = compare.settings(repeats=1, warmup=0, prompt_repeats=1, throughput_images=1)
+    row = compare.measure(lambda: parts, image, settings)
     for column in COLUMNS:
         assert isinstance(row[column], float) and row[column] > 0, (column, row[column])
     masks, scores, logits = parts.predictor.predict(**compare.fixed_prompts(image)["one point"])
@@ -63,7 +65,8 @@ def test_failed_measurement_is_a_table_cell_and_a_failure():
         _InstantPredictor(), _InstantGenerator, broken_throughput, 1.0, compare.contextlib.nullcontext()
     )
     image = make_test_images()["tiny"]
-    row = compare.measure(parts, image, compare.settings(repeats=1, warmup=0, prompt_repeats=1, throughput_images=1))
+    settings = compare.settings(repeats=1, warmup=0, prompt_repeats=1, throughput_images=1)
+    row = compare.measure(lambda: parts, image, settings)
     assert row["throughput_fps"] == {"error": "RuntimeError: no throughput today"}
     rows = {name: dict(row) for name in compare.ROWS}
     rows["PyTorch bf16 autocast"] = compare.unmeasured_row("not_measured", "no native bf16 here")
@@ -73,6 +76,24 @@ def test_failed_measurement_is_a_table_cell_and_a_failure():
     assert table.count("failed: RuntimeError: no throughput today") == len(rows) - 1
     assert "PyTorch bf16 autocast: not run, no native bf16 here." in table
     assert failed_measurements(rows) == [f"{name}: throughput_fps" for name in rows if name != "PyTorch bf16 autocast"]
+
+
+def test_throughput_runs_after_the_predictor_is_released():
+    """OpenVINO's THROUGHPUT encoder is a second compiled model: the row's peak must not hold both."""
+    predictor = _InstantPredictor()
+    predictor_alive = weakref.ref(predictor)
+    seen_alive = []
+
+    def throughput(preprocessed, images):
+        seen_alive.append(predictor_alive() is not None)
+        return 1.0
+
+    parts = [compare.RowParts(predictor, _InstantGenerator, throughput, 1.0, compare.contextlib.nullcontext())]
+    del predictor
+    settings = compare.settings(repeats=1, warmup=0, prompt_repeats=1, throughput_images=1)
+    row = compare.measure(parts.pop, make_test_images()["tiny"], settings)  # measure holds the only reference
+    assert row["encoder_ms"] >= 0 and row["throughput_fps"] == 1.0
+    assert seen_alive == [False]
 
 
 class _InstantPredictor:

@@ -149,7 +149,7 @@ def test_torch_compile_row_compiles_in_its_warm_up_only(tiny_sam, test_images):
     parts.warm_up(image)
     settings = compare.settings(repeats=1, warmup=0, prompt_repeats=2, throughput_images=1)
     with torch.compiler.set_stance("fail_on_recompile"):  # any compilation from here on raises
-        row = compare.measure(parts._replace(warm_up=lambda image: None), image, settings)
+        row = compare.measure(lambda: parts._replace(warm_up=lambda image: None), image, settings)
     for column in compare.COLUMNS:
         assert isinstance(row[column], float), (column, row[column])
 
