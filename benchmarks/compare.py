@@ -1,6 +1,6 @@
 """PyTorch against OpenVINO for SAM, every configuration in one run: a markdown table, JSON and a PNG chart.
 
-    .venv/bin/python -m benchmarks.compare                  # vit_b on data/truck.jpg (about 25 min on 2 cores)
+    .venv/bin/python -m benchmarks.compare                  # vit_b on data/truck.jpg (20 to 30 min on 2 cores)
     .venv/bin/python -m benchmarks.compare --repeats 1 --prompt-repeats 3 --amg-points-per-side 8 --throughput-images 2
 
 From Python (notebook 06): ``compare.run(compare.settings(repeats=1, ...))`` returns the result.
@@ -102,16 +102,17 @@ class RowParts(NamedTuple):
     make_generator: Callable[[], object]  # a fresh mask generator with .generate(image)
     throughput: Callable[[np.ndarray, int], float]  # (preprocessed image, count) -> images per second
     size_mb: float
-    context: contextlib.AbstractContextManager  # entered around every measurement
+    context: contextlib.AbstractContextManager  # entered around the latency columns, then throughput: re-enterable
     warm_up: Callable[[np.ndarray], object] = lambda image: None  # untimed first calls (compilation), on the image
 
 
 def measure(make_parts: Callable[[], RowParts], image: np.ndarray, setup: dict) -> dict:
     """Every column for one configuration. A column that fails holds {"error": ...} and the others still run.
 
-    The throughput column runs last, after the predictor and the generator are released: OpenVINO
-    compiles a second encoder for it (the THROUGHPUT hint), which a deployment would hold instead of
-    the latency one, not beside it. The PyTorch and ONNX Runtime rows reuse their one model for it.
+    The throughput column runs last, after the parts are dropped: an OpenVINO row compiles a second
+    encoder for it (the THROUGHPUT hint), which a deployment would hold instead of the latency
+    predictor, not beside it, so that predictor is released first. The PyTorch and ONNX Runtime rows
+    run throughput on their one model, which their throughput function keeps alive.
     """
     from utils.transforms import encoder_input
 

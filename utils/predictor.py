@@ -178,7 +178,7 @@ class OVSamPredictor:
     def predict_boxes(
         self, boxes: np.ndarray, multimask_output: bool = False, return_logits: bool = False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Predict one mask set per box for many boxes in one batched decoder call (chunks of DECODER_CHUNK).
+        """Predict one mask set per box for many boxes in batched decoder calls of up to DECODER_CHUNK boxes.
 
         The numpy counterpart of ``SamPredictor.predict_torch(boxes=...)``.
 
