@@ -12,8 +12,8 @@ OpenVINO with the INT8 encoder. Columns: encoder latency (median after warm-up),
 one point prompt end to end (`predict`, upscaling included), automatic mask
 generation end to end, encoder throughput over several images (OpenVINO:
 `AsyncInferQueue` with the THROUGHPUT hint; PyTorch: one image after another),
-the peak memory of the process that measured the row (the throughput phase
-runs after the predictor is released, see `measure`), and the model's size on
+the peak memory of the process that measured the row (an OpenVINO row releases
+its latency predictor before the throughput phase, see `measure`), and the model's size on
 disk. Ratios are against PyTorch eager f32 measured in the same run.
 
 Every row runs in a fresh process, so its peak memory and its thread pools are its own.
@@ -102,7 +102,7 @@ class RowParts(NamedTuple):
     make_generator: Callable[[], object]  # a fresh mask generator with .generate(image)
     throughput: Callable[[np.ndarray, int], float]  # (preprocessed image, count) -> images per second
     size_mb: float
-    context: contextlib.AbstractContextManager  # entered around the latency columns, then throughput: re-enterable
+    context: contextlib.AbstractContextManager  # entered around every measurement
     warm_up: Callable[[np.ndarray], object] = lambda image: None  # untimed first calls (compilation), on the image
 
 
@@ -117,11 +117,11 @@ def measure(make_parts: Callable[[], RowParts], image: np.ndarray, setup: dict) 
     from utils.transforms import encoder_input
 
     parts = make_parts()
-    result = latency_columns(parts, image, setup)
-    throughput, context = parts.throughput, parts.context
-    del parts  # the last reference when make_parts built them (measure_row); a caller that kept them keeps them
-    gc.collect()
-    with context:
+    with parts.context:
+        result = latency_columns(parts, image, setup)
+        throughput = parts.throughput
+        del parts  # the last reference when make_parts built them (measure_row); a caller that kept them keeps them
+        gc.collect()
         result["throughput_fps"] = _guarded(lambda: throughput(encoder_input(image), setup["throughput_images"]))
     result["peak_memory_mib"] = peak_memory_mib()
     return result
@@ -131,15 +131,14 @@ def latency_columns(parts: RowParts, image: np.ndarray, setup: dict) -> dict:
     """The size and the columns that use the predictor: encoder, one prompt, the mask generator."""
     one_point = fixed_prompts(image)["one point"]
     result: dict = {"model_size_mb": parts.size_mb}
-    with parts.context:
-        result["warm_up_s"] = _guarded(lambda: seconds(lambda: parts.warm_up(image)))
-        result["encoder_ms"] = _guarded(
-            lambda: median_ms(lambda: parts.predictor.set_image(image), setup["repeats"], setup["warmup"])
-        )
-        result["prompt_ms"] = _guarded(
-            lambda: median_ms(lambda: parts.predictor.predict(**one_point), setup["prompt_repeats"], 3)
-        )
-        result["amg_s"] = _guarded(lambda: seconds(lambda: parts.make_generator().generate(image)))
+    result["warm_up_s"] = _guarded(lambda: seconds(lambda: parts.warm_up(image)))
+    result["encoder_ms"] = _guarded(
+        lambda: median_ms(lambda: parts.predictor.set_image(image), setup["repeats"], setup["warmup"])
+    )
+    result["prompt_ms"] = _guarded(
+        lambda: median_ms(lambda: parts.predictor.predict(**one_point), setup["prompt_repeats"], 3)
+    )
+    result["amg_s"] = _guarded(lambda: seconds(lambda: parts.make_generator().generate(image)))
     return result
 
 

@@ -231,8 +231,7 @@ def show_decoder_points(image: np.ndarray, prompts: dict[str, dict]) -> plt.Figu
     from utils.transforms import IMAGE_SIZE, PIXEL_MEAN, resize_longest_side, to_rgb_uint8
 
     resized = resize_longest_side(to_rgb_uint8(image))
-    frame = np.empty((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
-    frame[:] = PIXEL_MEAN.round().astype(np.uint8)  # the padding in the encoder's input is the mean colour
+    frame = np.full((IMAGE_SIZE, IMAGE_SIZE, 3), PIXEL_MEAN.round(), np.uint8)  # the encoder pads with the mean colour
     frame[: resized.shape[0], : resized.shape[1]] = resized
     figure, axes = plt.subplots(1, len(prompts), figsize=(4.6 * len(prompts), 4.8), squeeze=False)
     for ax, (title, prompt) in zip(axes[0], prompts.items()):
