@@ -5,7 +5,7 @@ with ``torch.onnx.export``, and SAM's own prompt encoder and mask decoder traced
 `SamOnnxModel`'s export-friendly code (its point and mask embedding, then
 ``mask_decoder.predict_masks``), the way ``scripts/export_onnx_model.py`` exports the
 decoder. So every prompt runs SAM's whole decoder, as `SamPredictor` does; the split decoder
-of the OpenVINO rows (`utils.export_wrappers.DecoderPromptSide`) is this project's own
+of the OpenVINO rows (`utils.decoder_split.DecoderPromptSide`) is this project's own
 optimisation, and ``python -m benchmarks.decoder_speed`` compares the runtimes on the same
 whole-decoder graph. One thing is left out of the graph on purpose: `SamOnnxModel`'s in-graph
 upscaling of all four masks to the image size. ONNX Runtime computes every node whether or
@@ -109,7 +109,7 @@ def export_onnx(sam: Sam, folder: str | os.PathLike) -> tuple[Path, Path]:
     Uses torch.onnx's TorchScript exporter (``dynamo=False``), as segment_anything's export
     script does, at its opset. The encoder's weights go to one external-data file beside it
     (``image_encoder.onnx.data``), so vit_h's 2.5 GB fit. The files appear together or not
-    at all. About 20 s for vit_b on 2 cores.
+    at all. It prints how long the export took.
     """
     started = time.perf_counter()
     names = [ONNX_ENCODER_WEIGHTS, ONNX_ENCODER, ONNX_DECODER]

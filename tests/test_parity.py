@@ -1,8 +1,8 @@
 """OpenVINO against segment_anything on the same seeded random vit_b weights, at f32.
 
 Each prompt type runs through `OVSamPredictor` and `SamPredictor` on a landscape,
-a portrait and a tiny image. Thresholds: embedding relative error <= 1e-4, mask
-IoU >= 0.99, scores within 1e-3, low-res logits within 1e-3 absolute.
+a portrait and a tiny image. Thresholds: `utils.accuracy`'s ``PARITY_*`` constants
+(embedding relative error, mask IoU, scores, logits).
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils.accuracy import mask_iou
-
-SCORE_TOL = 1e-3
-LOGIT_TOL = 1e-3
-MIN_IOU = 0.99
+from utils.accuracy import (
+    PARITY_EMBEDDING_TOLERANCE,
+    PARITY_LOGIT_TOLERANCE,
+    PARITY_MIN_MASK_IOU,
+    PARITY_SCORE_TOLERANCE,
+    mask_iou,
+)
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -45,13 +47,13 @@ def assert_same_prediction(ov_out, torch_out, logits: bool = False) -> None:
     pt_masks, pt_scores, pt_low = torch_out
     assert ov_masks.shape == pt_masks.shape and ov_masks.dtype == pt_masks.dtype
     assert ov_scores.shape == pt_scores.shape and ov_low.shape == pt_low.shape
-    np.testing.assert_allclose(ov_scores, pt_scores, atol=SCORE_TOL, rtol=0)
-    np.testing.assert_allclose(ov_low, pt_low, atol=LOGIT_TOL, rtol=0)
+    np.testing.assert_allclose(ov_scores, pt_scores, atol=PARITY_SCORE_TOLERANCE, rtol=0)
+    np.testing.assert_allclose(ov_low, pt_low, atol=PARITY_LOGIT_TOLERANCE, rtol=0)
     if logits:
-        np.testing.assert_allclose(ov_masks, pt_masks, atol=LOGIT_TOL, rtol=0)
+        np.testing.assert_allclose(ov_masks, pt_masks, atol=PARITY_LOGIT_TOLERANCE, rtol=0)
         ov_masks, pt_masks = ov_masks > 0, pt_masks > 0
     for ov_mask, pt_mask in zip(ov_masks, pt_masks):
-        assert mask_iou(ov_mask, pt_mask) >= MIN_IOU
+        assert mask_iou(ov_mask, pt_mask) >= PARITY_MIN_MASK_IOU
 
 
 def test_embedding_matches_pytorch(predictor_pair):
@@ -60,7 +62,7 @@ def test_embedding_matches_pytorch(predictor_pair):
     assert ov_predictor.get_image_embedding().shape == expected.shape == (1, 256, 64, 64)
     error = relative_error(ov_predictor.get_image_embedding(), expected)
     print(f"embedding relative error (max abs / max |ref|): {error:.2e}")
-    assert error <= 1e-4
+    assert error <= PARITY_EMBEDDING_TOLERANCE
     assert ov_predictor.input_size == tuple(torch_predictor.input_size)
     assert ov_predictor.original_size == tuple(torch_predictor.original_size)
 

@@ -16,7 +16,13 @@ if not os.environ.get("CI"):  # in CI (.ci/run installs them) a missing package 
     pytest.importorskip("onnxruntime", reason="the peers' packages: pip install -r requirements-benchmarks.txt")
 
 from benchmarks import peers  # noqa: E402 - after the skip
-from utils.accuracy import agreement, fixed_prompts  # noqa: E402
+from utils.accuracy import (  # noqa: E402
+    PARITY_EMBEDDING_TOLERANCE,
+    PARITY_MIN_MASK_IOU,
+    PARITY_SCORE_TOLERANCE,
+    agreement,
+    fixed_prompts,
+)
 from utils.amg import OVSamAutomaticMaskGenerator  # noqa: E402
 
 needs_compiler = pytest.mark.skipif(
@@ -45,8 +51,9 @@ def ort_and_torch(tiny_sam, onnx_files, test_images):
 def test_onnx_runtime_predictor_matches_sam_predictor_on_every_prompt_type(ort_and_torch):
     ort_predictor, torch_predictor, image = ort_and_torch
     result = agreement(ort_predictor, torch_predictor, fixed_prompts(image))
-    assert result["embedding_relative_error"] < 1e-4, result
-    assert result["min_mask_iou"] >= 0.99 and result["max_score_difference"] < 1e-3, result
+    assert result["embedding_relative_error"] <= PARITY_EMBEDDING_TOLERANCE, result
+    assert result["min_mask_iou"] >= PARITY_MIN_MASK_IOU, result
+    assert result["max_score_difference"] <= PARITY_SCORE_TOLERANCE, result
 
 
 def test_onnx_runtime_refines_with_a_mask_input_like_sam_predictor(ort_and_torch):

@@ -92,8 +92,8 @@ def test_int8_predictor_gives_masks_of_the_right_shapes(int8_models):
 
 
 def test_int8_embedding_stays_close_to_fp(int8_models):
-    """Loose bounds (random weights measured 0.22 and 0.92) that a broken quantization, with wrong ranges
-    or wrongly pre-processed calibration images, would miss by far."""
+    """Loose bounds that a broken quantization, with wrong ranges or wrongly pre-processed calibration
+    images, would miss by far; the test prints what it measures."""
     from utils.accuracy import compare_on_images
 
     _, _, int8_xml, ir_f32 = int8_models

@@ -36,7 +36,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-NOTEBOOK_TIMEOUT_S = 900  # a fresh checkout converts SAM first (about 3 minutes on 2 cores)
+NOTEBOOK_TIMEOUT_S = 900  # a fresh checkout converts SAM first (pytest's --durations report shows the time taken)
 
 
 def free_port() -> int:

@@ -12,6 +12,17 @@ from typing import Any
 
 import numpy as np
 
+PARITY_EMBEDDING_TOLERANCE = 1e-4
+"""The largest embedding relative error (`agreement`'s, max |difference| / max |reference|) allowed at f32 between
+an OpenVINO (or ONNX Runtime) encoder and PyTorch's on the same weights and image: the same maths rounded in
+another order. The parity tests assert it and print the error they measure."""
+PARITY_MIN_MASK_IOU = 0.99
+"""The smallest IoU allowed at f32 between a mask and PyTorch's for the same prompt on the same weights."""
+PARITY_SCORE_TOLERANCE = 1e-3
+"""The largest difference allowed at f32 between a predicted IoU score and PyTorch's, absolute."""
+PARITY_LOGIT_TOLERANCE = 1e-3
+"""The largest difference allowed at f32 between a mask logit (low-res or upscaled) and PyTorch's, absolute."""
+
 
 def fixed_prompts(image: np.ndarray) -> dict[str, dict]:
     """A point, three points (one negative), a box, a box with a negative point, at fixed fractions of the image."""

@@ -8,7 +8,7 @@ folder moved into place only when complete, and a stamp naming the weights and
 export options, so a second call with the same weights returns at once.
 
 Besides SAM's own two models it saves the decoder split for speed
-(`utils.export_wrappers.DecoderImageSide`, run once per image, `DecoderPromptSide`,
+(`utils.decoder_split.DecoderImageSide`, run once per image, `DecoderPromptSide`,
 run per prompt without a mask input, and `DecoderPromptSideWithMask`, per prompt with
 one), which `OVSamPredictor` uses when it finds them beside the decoder. The whole
 decoder and its parts carry the same conversion id in their runtime info, so IR from
@@ -92,7 +92,8 @@ def _convert_decoder(sam: "Sam", conversion_id: str) -> ov.Model:
 def _convert_decoder_image_side(sam: "Sam", conversion_id: str) -> ov.Model:
     import torch
 
-    from utils.export_wrappers import EMBEDDING_SHAPE, IMAGE_SIDE_OUTPUTS, DecoderImageSide
+    from utils.decoder_split import IMAGE_SIDE_OUTPUTS, DecoderImageSide
+    from utils.export_wrappers import EMBEDDING_SHAPE
 
     with torch.no_grad(), _quiet_tracing():
         model = ov.convert_model(
@@ -108,13 +109,14 @@ def _convert_decoder_prompt_side(sam: "Sam", conversion_id: str, with_mask: bool
     """`DecoderPromptSide` (prompts without a mask input) or, ``with_mask``, `DecoderPromptSideWithMask`."""
     import torch
 
-    from utils import export_wrappers as wrappers
+    from utils import decoder_split
 
     if with_mask:
-        module, example = wrappers.DecoderPromptSideWithMask(sam), wrappers.prompt_side_with_mask_example_input(sam)
+        module = decoder_split.DecoderPromptSideWithMask(sam)
+        example = decoder_split.prompt_side_with_mask_example_input(sam)
     else:
-        module, example = wrappers.DecoderPromptSide(sam), wrappers.prompt_side_example_input(sam)
-    shapes = wrappers.prompt_side_input_shapes(example)
+        module, example = decoder_split.DecoderPromptSide(sam), decoder_split.prompt_side_example_input(sam)
+    shapes = decoder_split.prompt_side_input_shapes(example)
     with torch.no_grad(), _quiet_tracing():
         model = ov.convert_model(
             module.eval(), example_input=example, input=[(shapes[name], ov.Type.f32) for name in example]

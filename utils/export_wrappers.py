@@ -1,4 +1,4 @@
-"""The PyTorch modules that `ov.convert_model` turns into SAM's two OpenVINO models, and the decoder's parts.
+"""The PyTorch modules that `ov.convert_model` turns into SAM's two OpenVINO models.
 
 SAM is split where its cost is split: the heavy ViT image encoder runs once per
 image, the light prompt encoder + mask decoder once per prompt (or batch of
@@ -12,15 +12,13 @@ tensor-out ``forward`` that tracing can follow:
   cannot express. The wrapper re-expresses them as always-present tensors: box
   corners become points with labels 2 and 3, a padding point has label -1, and
   ``has_mask_input`` blends the ``mask_input`` embedding with the "no mask" one.
-- `DecoderImageSide` and `DecoderPromptSide`: the same decoder split for speed, the
-  part that depends on the image alone run once per image, the rest per prompt
-  (prompts without a mask input); `DecoderPromptSideWithMask` does the whole decoder's
-  work for prompts with a mask input in the prompt side's form; see their docstrings.
 
 `sdpa_attention` is an export-time option for the encoder: inside it, every ViT
 `Attention` computes its attention with one ``scaled_dot_product_attention`` call
 (the relative-position bias passed as the mask), which OpenVINO keeps as one
 ScaledDotProductAttention node per block instead of MatMul, Add, Softmax, MatMul.
+
+The decoder split for speed, which the conversion also saves, is in `utils.decoder_split`.
 
 This module needs torch; running the IR afterwards does not.
 """
@@ -28,7 +26,6 @@ This module needs torch; running the IR afterwards does not.
 from __future__ import annotations
 
 import contextlib
-import math
 import types
 
 import torch
@@ -101,292 +98,6 @@ class PromptDecoderModel(nn.Module):
         )
 
 
-def _block_diagonal(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """Projected prompt tokens [B, T, D] as a block-diagonal [B, D, heads*T]: entry (h*c+i, h*T+s) = x[s, h*c+i].
-
-    Multiplying the image's [P, D] projections by it gives every head's scores against
-    every token at once, heads*T of them per pixel: no per-head reshapes or transposes of
-    the image-sized tensors, which is where SAM's attention spends its time on a CPU
-    (T is a handful of prompt tokens, P = 4096 pixels).
-    """
-    batch, tokens, width = x.shape
-    per_head = x.reshape(batch, tokens, heads, width // heads).permute(0, 2, 3, 1)  # [B, heads, c, T]
-    eye = torch.eye(heads, dtype=x.dtype).reshape(1, heads, 1, heads, 1)
-    return (per_head.unsqueeze(3) * eye).reshape(batch, width, heads * tokens)
-
-
-def _score_rows(columns: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """Scores [B or 1, rows, P] of prompt-side columns [B, C, heads*T] (a `_block_diagonal`, or one multiplied
-    by a projection's weights) against image tokens [B or 1, P, C].
-
-    The pixels are the last axis, the one a CPU's softmax runs along best: the softmax over
-    the pixels reduces along it, the one over the tokens reduces across rows with the
-    pixels as its vectors. When the image tokens are per-image (batch 1, shared by every
-    prompt: the first block's), all prompts' columns go into one product,
-    [1, B*heads*T, P], instead of a small one each.
-    """
-    rows = columns.transpose(1, 2)  # [B, heads*T, C]
-    if image.shape[0] == 1:
-        rows = rows.reshape(1, -1, rows.shape[2])
-    return rows @ image.transpose(1, 2)
-
-
-def _tokens_attend_to_image(
-    attention: nn.Module, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, projected: bool
-) -> torch.Tensor:
-    """`segment_anything`'s decoder `Attention` with prompt-token queries q [B, T, D] (projected) and image keys
-    and values [B or 1, P, C] (batch 1: per-image tensors shared by every prompt).
-
-    The scores are computed as rows of pixels (`_score_rows`, `_block_diagonal`) and
-    softmaxed over the pixels. With ``projected`` False, ``keys`` and ``values`` are the
-    inputs of the attention's ``k_proj`` and ``v_proj``, and both projections move to the
-    prompt side of the products: Q'(x Wk' + bk)' = (Wk' Q)' x' + (bk Q)', and since each
-    head's weights over the pixels sum to one, weights (x Wv' + bv) = (weights x) Wv' + bv.
-    Those products have heads*T rows instead of D, and ``v_proj`` runs on heads*T rows
-    instead of P.
-    """
-    heads, (batch, tokens) = attention.num_heads, q.shape[:2]
-    head_width = q.shape[2] // heads
-    queries = _block_diagonal(q, heads) / math.sqrt(head_width)  # [B, D, heads*T]
-    if projected:
-        scores = _score_rows(queries, keys)
-    else:
-        bias = (attention.k_proj.bias @ queries).unsqueeze(2)  # [B, heads*T, 1]
-        scores = _score_rows(attention.k_proj.weight.T @ queries, keys) + bias
-    mixed = (torch.softmax(scores, dim=2) @ values).reshape(batch, heads * tokens, -1)  # every head's weights
-    if not projected:
-        mixed = attention.v_proj(mixed)
-    eye = torch.eye(heads, dtype=q.dtype).reshape(1, heads, 1, heads, 1)
-    own_head = (mixed.reshape(-1, heads, tokens, heads, head_width) * eye).sum(dim=3)  # [B, heads, T, c]
-    return attention.out_proj(own_head.transpose(1, 2).reshape(-1, tokens, heads * head_width))
-
-
-def _image_attends_to_tokens(
-    attention: nn.Module, queries: torch.Tensor, k: torch.Tensor, v: torch.Tensor, projected: bool
-) -> torch.Tensor:
-    """`segment_anything`'s decoder `Attention` with image queries [B or 1, P, C] and prompt-token keys and
-    values k, v [B, T, D] (projected).
-
-    Scores come as rows of pixels (`_score_rows`), [B, heads, T, P], softmaxed per head
-    over the T tokens (axis 2), with vectors of pixels. Over a last axis of T tokens (7 for
-    one point: 5 output tokens, the point and a padding point) the CPU's softmax took
-    0.9 ms a block against 0.2 ms (bf16, one prompt). With
-    ``projected`` False, ``queries`` are the input of ``q_proj``, which moves to the keys'
-    side: K'(x Wq' + bq)' = (Wq' K)' x' + (bq K)'. The values, made block-diagonal and
-    passed through ``out_proj``'s weights first, give [B, P, C] in one product.
-    """
-    heads, (batch, tokens) = attention.num_heads, k.shape[:2]
-    keys = _block_diagonal(k, heads) / math.sqrt(k.shape[2] // heads)  # [B, D, heads*T]
-    if projected:
-        scores = _score_rows(keys, queries)
-    else:
-        scores = _score_rows(attention.q_proj.weight.T @ keys, queries) + (attention.q_proj.bias @ keys).unsqueeze(2)
-    weights = torch.softmax(scores.reshape(batch, heads, tokens, -1), dim=2).reshape(batch, heads * tokens, -1)
-    projected_values = _block_diagonal(v, heads).transpose(1, 2) @ attention.out_proj.weight.T  # [B, heads*T, C]
-    return weights.transpose(1, 2) @ projected_values + attention.out_proj.bias
-
-
-class DecoderImageSide(nn.Module):
-    """The part of the mask decoder that depends on the image alone, run once per image.
-
-    Without a mask input the decoder's image tokens are the embedding plus the learned
-    "no mask" embedding, and its positional encoding depends only on the weights. The
-    first two-way block projects those image tokens three times before they meet any
-    prompt: keys and values for tokens-attend-to-image, queries for image-attends-to-tokens.
-    This module computes the image tokens and the three projections once, so every
-    prompt without a mask input skips them (about a quarter of the decoder's multiply-adds).
-
-    Input: the image embedding [1,256,64,64]. Outputs, each [1,4096,C]: ``image_tokens``
-    (C=256), ``image_pe`` (C=256), ``token_to_image_keys``, ``token_to_image_values`` and
-    ``image_to_token_queries`` (C=128, the attention's internal width).
-    """
-
-    def __init__(self, sam: Sam) -> None:
-        super().__init__()
-        self.prompt_encoder = sam.prompt_encoder
-        self.first_block = sam.mask_decoder.transformer.layers[0]
-
-    def forward(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        no_mask = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        image_tokens = (image_embeddings + no_mask).flatten(2).permute(0, 2, 1)
-        image_pe = self.prompt_encoder.get_dense_pe().flatten(2).permute(0, 2, 1)
-        token_to_image = self.first_block.cross_attn_token_to_image
-        return (
-            image_tokens,
-            image_pe,
-            token_to_image.k_proj(image_tokens + image_pe),
-            token_to_image.v_proj(image_tokens),
-            self.first_block.cross_attn_image_to_token.q_proj(image_tokens + image_pe),
-        )
-
-
-class DecoderPromptSide(nn.Module):
-    """The rest of the mask decoder, per prompt, on `DecoderImageSide`'s outputs (prompts without a mask input).
-
-    The same computation as `PromptDecoderModel` with ``has_mask_input`` 0, the two-way
-    transformer written out (as in `TwoWayTransformer.forward` and
-    `TwoWayAttentionBlock.forward`) so the first block can take its per-image projections.
-    Inputs: the five image-side tensors and points [B,N,2] with labels [B,N]. Outputs as
-    `PromptDecoderModel`: masks [B,4,256,256] and iou_predictions [B,4].
-    """
-
-    def __init__(self, sam: Sam) -> None:
-        super().__init__()
-        self.point_embedder = PromptDecoderModel(sam)  # for its embed_points
-        self.mask_decoder = sam.mask_decoder
-
-    def forward(
-        self,
-        image_tokens: torch.Tensor,
-        image_pe: torch.Tensor,
-        token_to_image_keys: torch.Tensor,
-        token_to_image_values: torch.Tensor,
-        image_to_token_queries: torch.Tensor,
-        point_coords: torch.Tensor,
-        point_labels: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        sparse = self.point_embedder.embed_points(point_coords, point_labels)
-        per_image = (token_to_image_keys, token_to_image_values, image_to_token_queries)
-        return _decode_prompts(self.mask_decoder, sparse, image_tokens, image_pe, per_image)
-
-
-class DecoderPromptSideWithMask(nn.Module):
-    """The prompt side for prompts with a mask input (a previous mask's logits, to refine it).
-
-    The downscaled mask is added to the image embedding, so every prompt has its own image
-    tokens and the first block's projections cannot be done once per image: this module does
-    the whole decoder's work per prompt, in `DecoderPromptSide`'s form (channels-last image
-    tokens, the attentions of `_tokens_attend_to_image` and `_image_attends_to_tokens`, the
-    upscaling of `_masks_and_scores`), where SAM's own graph (`PromptDecoderModel`) spends its
-    time on transposes of image-sized tensors.
-
-    Inputs: `DecoderImageSide`'s ``image_tokens`` and ``image_pe`` [1,4096,256], points [B,N,2]
-    with labels [B,N], and one mask input per prompt [B,1,256,256]. The image side's tokens are the
-    embedding plus the "no mask" embedding, channels-last: this module adds the downscaled mask
-    minus the "no mask" embedding, which gives SAM's embedding plus mask without transposing the
-    embedding per call (2 ms of a 16 ms call at bf16). Outputs as `PromptDecoderModel` with
-    ``has_mask_input`` 1.
-    """
-
-    def __init__(self, sam: Sam) -> None:
-        super().__init__()
-        self.point_embedder = PromptDecoderModel(sam)  # for its embed_points
-        self.prompt_encoder = sam.prompt_encoder
-        self.mask_decoder = sam.mask_decoder
-
-    def forward(
-        self,
-        image_tokens: torch.Tensor,
-        image_pe: torch.Tensor,
-        point_coords: torch.Tensor,
-        point_labels: torch.Tensor,
-        mask_input: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        sparse = self.point_embedder.embed_points(point_coords, point_labels)
-        # the last layer, a 1x1 convolution from 16 to 256 channels, runs as a per-pixel linear layer after the
-        # transpose to channels-last (16 channels moved instead of 256), with the "no mask" embedding taken off
-        # its bias; as a convolution followed by a broadcasting add, OpenVINO's CPU plugin failed for batches > 1
-        *downscale, to_embedding = self.prompt_encoder.mask_downscaling
-        downscaled = nn.Sequential(*downscale)(mask_input).flatten(2).transpose(1, 2)  # [B, 4096, 16]
-        bias = to_embedding.bias - self.prompt_encoder.no_mask_embed.weight[0]
-        dense_minus_no_mask = nn.functional.linear(downscaled, to_embedding.weight.flatten(1), bias)
-        return _decode_prompts(self.mask_decoder, sparse, image_tokens + dense_minus_no_mask, image_pe)
-
-
-def _decode_prompts(
-    decoder: nn.Module,
-    sparse: torch.Tensor,
-    image_tokens: torch.Tensor,
-    image_pe: torch.Tensor,
-    per_image: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`MaskDecoder.predict_masks` on point embeddings [B,T,256] and channels-last image tokens [B or 1,4096,256]:
-    the two-way transformer written out (as in `TwoWayTransformer.forward`), then `_masks_and_scores`.
-
-    ``per_image``: the first block's image-side projections (see `_two_way_block`), when its
-    image tokens depend on the image alone.
-    """
-    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-    point_embedding = torch.cat((output_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1), sparse), dim=1)
-    first, second = decoder.transformer.layers
-    queries, keys = _two_way_block(first, point_embedding, image_tokens, point_embedding, image_pe, per_image)
-    queries, keys = _two_way_block(second, queries, keys, point_embedding, image_pe)
-    final = decoder.transformer.final_attn_token_to_image
-    attended = _tokens_attend_to_image(
-        final, final.q_proj(queries + point_embedding), keys + image_pe, keys, projected=False
-    )
-    queries = decoder.transformer.norm_final_attn(queries + attended)
-    return _masks_and_scores(decoder, queries, keys)
-
-
-def _two_way_block(
-    block: nn.Module,
-    queries: torch.Tensor,
-    keys: torch.Tensor,
-    query_pe: torch.Tensor,
-    key_pe: torch.Tensor,
-    per_image: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`TwoWayAttentionBlock.forward` on channels-last tensors, with the attentions of `_tokens_attend_to_image`
-    and `_image_attends_to_tokens`. ``per_image``: the image-side projections (token-to-image keys and values,
-    image-to-token queries), given for the first block, whose image tokens depend on the image alone."""
-    if block.skip_first_layer_pe:
-        queries = block.norm1(block.self_attn(q=queries, k=queries, v=queries))
-    else:
-        queries = block.norm1(queries + block.self_attn(q=queries + query_pe, k=queries + query_pe, v=queries))
-    token_to_image, image_to_token = block.cross_attn_token_to_image, block.cross_attn_image_to_token
-    projected = per_image is not None
-    image_keys, image_values, image_queries = per_image if projected else (keys + key_pe, keys, keys + key_pe)
-    q = token_to_image.q_proj(queries + query_pe)
-    attended = _tokens_attend_to_image(token_to_image, q, image_keys, image_values, projected)
-    queries = block.norm2(queries + attended)
-    queries = block.norm3(queries + block.mlp(queries))
-    k, v = image_to_token.k_proj(queries + query_pe), image_to_token.v_proj(queries)
-    keys = block.norm4(keys + _image_attends_to_tokens(image_to_token, image_queries, k, v, projected))
-    return queries, keys
-
-
-def _transposed_conv_as_linear(conv: nn.ConvTranspose2d, tokens: torch.Tensor) -> torch.Tensor:
-    """A 2x2, stride-2 `ConvTranspose2d` on channels-last pixels [..., C_in] -> [..., 4, C_out].
-
-    With kernel = stride every input pixel makes its own 2x2 output patch, so the
-    convolution is one matrix product per pixel; the 4 is the patch, row-major (dy, dx).
-    Kept channels-last, the pixels never need the NCHW transposes and layout reorders
-    that the convolution's output costs OpenVINO.
-    """
-    in_channels, out_channels = conv.weight.shape[:2]
-    weight = conv.weight.permute(2, 3, 1, 0).reshape(4 * out_channels, in_channels)  # [(dy dx C_out), C_in]
-    patches = torch.nn.functional.linear(tokens, weight, conv.bias.repeat(4))
-    return patches.reshape(*tokens.shape[:-1], 4, out_channels)
-
-
-def _masks_and_scores(
-    decoder: nn.Module, tokens: torch.Tensor, keys: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The end of `MaskDecoder.predict_masks` on channels-last image tokens: upscale, one mask per mask token, IoU.
-
-    `output_upscaling` is two 2x2 stride-2 transposed convolutions (with a channel
-    LayerNorm and GELUs); here both run as per-pixel matrix products
-    (`_transposed_conv_as_linear`) and each 4x4 patch of the 256x256 mask is dotted
-    with the mask tokens' hypernetwork outputs before the one rearrangement into
-    [B, 4, 256, 256], which moves 4 values per pixel instead of the 32 channels.
-    """
-    first_conv, norm, first_activation, second_conv, second_activation = decoder.output_upscaling
-    batch, side = tokens.shape[0], math.isqrt(keys.shape[1])
-    upscaled = _transposed_conv_as_linear(first_conv, keys)  # [B, 4096, 4 (dy1 dx1), 64]
-    upscaled = torch.nn.functional.layer_norm(upscaled, upscaled.shape[-1:], eps=norm.eps) * norm.weight + norm.bias
-    upscaled = _transposed_conv_as_linear(second_conv, first_activation(upscaled))  # [B, 4096, 4, 4 (dy2 dx2), 32]
-    upscaled = second_activation(upscaled)
-    hyper_in = torch.stack(
-        [mlp(tokens[:, 1 + i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
-    )  # [B, 4 masks, 32]
-    masks = upscaled.reshape(batch, -1, upscaled.shape[-1]) @ hyper_in.transpose(1, 2)  # [B, 4096*16, 4 masks]
-    # rows: (y1 x1 dy1 dx1 dy2 dx2); a mask pixel is (4*y1 + 2*dy1 + dy2, 4*x1 + 2*dx1 + dx2)
-    masks = masks.reshape(batch, side, side, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
-    masks = masks.reshape(batch, -1, 4 * side, 4 * side)
-    return masks, decoder.iou_prediction_head(tokens[:, 0, :])
-
-
 def encoder_example_input() -> torch.Tensor:
     """What tracing runs the encoder on: one 1024x1024 RGB image (the values do not matter)."""
     return torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE)
@@ -411,47 +122,6 @@ DECODER_INPUT_SHAPES = {
     "mask_input": [-1, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE],
     "has_mask_input": [-1],
 }
-
-
-IMAGE_SIDE_OUTPUTS = (
-    "image_tokens",
-    "image_pe",
-    "token_to_image_keys",
-    "token_to_image_values",
-    "image_to_token_queries",
-)
-"""The names of `DecoderImageSide`'s outputs, which are the first inputs of `DecoderPromptSide`."""
-
-
-def prompt_side_example_input(sam: Sam, batch: int = 2, points: int = 3) -> dict[str, torch.Tensor]:
-    """What tracing runs `DecoderPromptSide` on: the image side's outputs for a random embedding, and points."""
-    with torch.no_grad():
-        image_side = DecoderImageSide(sam)(torch.randn(*EMBEDDING_SHAPE))
-    points_only = decoder_example_input(batch, points)
-    return {
-        **dict(zip(IMAGE_SIDE_OUTPUTS, image_side, strict=True)),
-        "point_coords": points_only["point_coords"],
-        "point_labels": points_only["point_labels"],
-    }
-
-
-def prompt_side_with_mask_example_input(sam: Sam, batch: int = 2, points: int = 3) -> dict[str, torch.Tensor]:
-    """What tracing runs `DecoderPromptSideWithMask` on: the image side's tokens and ``image_pe`` for a random
-    embedding, points and mask inputs."""
-    whole = decoder_example_input(batch, points)
-    with torch.no_grad():
-        image_side = dict(zip(IMAGE_SIDE_OUTPUTS, DecoderImageSide(sam)(whole["image_embeddings"]), strict=True))
-    return {
-        "image_tokens": image_side["image_tokens"],
-        "image_pe": image_side["image_pe"],
-        **{name: whole[name] for name in ("point_coords", "point_labels", "mask_input")},
-    }
-
-
-def prompt_side_input_shapes(example: dict[str, torch.Tensor]) -> dict[str, list[int]]:
-    """A prompt side's input shapes (either kind): the per-image tensors fixed, the prompts' sizes dynamic as in
-    the whole decoder."""
-    return {name: DECODER_INPUT_SHAPES.get(name, list(example[name].shape)) for name in example}
 
 
 def _sdpa_attention_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:

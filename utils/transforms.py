@@ -81,8 +81,8 @@ def postprocess_masks(
     Bilinear to 1024, crop the padding away, bilinear to the original size.
     cv2's INTER_LINEAR uses the same half-pixel sampling as torch's
     ``interpolate(mode="bilinear", align_corners=False)``. One plane at a time, each
-    written straight into the output: OpenCV resizes a single-channel image several
-    times faster than the same planes interleaved as channels, and no transposes are needed.
+    written straight into the output: OpenCV resizes a single-channel image faster than
+    the same planes interleaved as channels, and no transposes are needed.
     The padding is cropped from the low-res logits first (`_unpadded_rows_cols`), which
     gives the same pixels for less work. With ``threshold``, boolean masks ``logits >
     threshold``, each plane compared while it is still in the cache.
