@@ -86,7 +86,7 @@ def test_stamp_mismatch_means_not_current(ir_f32):
     stamp = read_stamp(output_dir / STAMP_FILE)
     assert ir_is_current(output_dir, stamp)
     changes = (("compress_to_fp16", True), ("weights", "vit_b:random-seed-1"), ("openvino", "2020.1"))
-    for key, other in (*changes, ("export_version", stamp["export_version"] - 1)):
+    for key, other in (*changes, ("export_code", "older-export-code")):
         assert not ir_is_current(output_dir, {**stamp, key: other}), key
 
 
@@ -111,7 +111,7 @@ def test_ensure_sam_ir_reuses_stamped_ir_without_torch(ir_f32, tmp_path, monkeyp
 
 
 def test_ir_from_an_older_export_is_rebuilt_not_loaded(ir_f32, tmp_path, monkeypatch):
-    """IR from before the decoder split (export version 2, no parts) is stale: ensure_sam_ir converts again."""
+    """IR from before the decoder split (older export code, no parts) is stale: ensure_sam_ir converts again."""
     import shutil
 
     from utils.ir_store import DECODER_PART_XML_FILES
@@ -122,7 +122,9 @@ def test_ir_from_an_older_export_is_rebuilt_not_loaded(ir_f32, tmp_path, monkeyp
         for suffix in (".xml", ".bin"):
             (target / name).with_suffix(suffix).unlink()
     stamp = json.loads((target / STAMP_FILE).read_text())
-    (target / STAMP_FILE).write_text(json.dumps({**stamp, "weights": weights_id("vit_b"), "export_version": 2}))
+    (target / STAMP_FILE).write_text(
+        json.dumps({**stamp, "weights": weights_id("vit_b"), "export_code": "older-export-code"})
+    )
 
     class Rebuilding(Exception):
         pass
@@ -132,4 +134,40 @@ def test_ir_from_an_older_export_is_rebuilt_not_loaded(ir_f32, tmp_path, monkeyp
 
     monkeypatch.setattr("utils.convert.load_sam", rebuild)
     with pytest.raises(Rebuilding):
+        ensure_sam_ir("vit_b", tmp_path, compress_to_fp16=False)
+
+
+def test_a_changed_export_wrapper_makes_the_ir_stale(ir_f32, tmp_path, monkeypatch):
+    """Editing the wrappers' code, with nothing bumped by hand, reconverts; a docstring or comment alone does not."""
+    import shutil
+
+    from utils import ir_store
+
+    target = ir_directory("vit_b", tmp_path)
+    shutil.copytree(ir_f32[0].parent, target)
+    stamp = {**json.loads((target / STAMP_FILE).read_text()), "weights": weights_id("vit_b")}
+    (target / STAMP_FILE).write_text(json.dumps(stamp))
+    sources = {name: ir_store.module_source(name) for name in ir_store.EXPORT_CODE_MODULES}
+    assert stamp["export_code"] == ir_store.code_digest(sources)
+    wrappers = sources["utils.export_wrappers"]
+    reworded = wrappers.replace('"""', '"""Reworded. ', 1).replace("\n\n", "\n\n# a comment\n", 1)
+    assert (
+        reworded != wrappers
+        and ir_store.code_digest(sources | {"utils.export_wrappers": reworded}) == (stamp["export_code"])
+    )
+    edited = wrappers.replace("self.image_encoder(image)", "self.image_encoder(image * 1.0)")
+    assert edited != wrappers
+    monkeypatch.setattr(
+        ir_store, "export_code_digest", lambda: ir_store.code_digest(sources | {"utils.export_wrappers": edited})
+    )
+    assert not ir_is_current(target, ir_store.conversion_stamp(stamp["weights"], False, True))
+
+    class Reconverting(Exception):
+        pass
+
+    def reconvert(*args, **kwargs):
+        raise Reconverting
+
+    monkeypatch.setattr("utils.convert.load_sam", reconvert)
+    with pytest.raises(Reconverting):
         ensure_sam_ir("vit_b", tmp_path, compress_to_fp16=False)

@@ -100,9 +100,9 @@ def test_kit_from_an_older_export_with_fewer_files_is_stale_not_incomplete(tmp_p
     source.mkdir(parents=True)
     for path in ir_files(source)[:-2]:  # every file but the newest part's .bin and .xml
         path.write_bytes(b"")
-    (source / STAMP_FILE).write_text(json.dumps({**stamp, "export_version": stamp["export_version"] - 1}))
+    (source / STAMP_FILE).write_text(json.dumps({**stamp, "export_code": "older-export-code"}))
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "kit"))
-    with pytest.warns(UserWarning, match="is stale: export_version"):
+    with pytest.warns(UserWarning, match="is stale: export_code"):
         assert take_from_kit(folder, stamp) is False
     assert not folder.exists(), "nothing was copied from the stale kit"
 

@@ -8,9 +8,10 @@ Layout under ``models_dir`` (``models/`` in the notebooks):
         prompt_decoder_prompt_side_with_mask.xml/.bin                          (utils/convert.py)
         image_encoder_int8.xml/.bin  image_encoder_int8.json                   (utils/quantize.py)
 
-A stamp (``conversion.json``) names the weights, the export options, the export
-version and the OpenVINO version; IR is *current* only when its stamp matches what
-would be made now, so changed weights or a new OpenVINO rebuild it. Every file is
+A stamp (``conversion.json``) names the weights, the export options, a digest of the
+code that defines the exported graphs (`export_code_digest`) and the OpenVINO version;
+IR is *current* only when its stamp matches what would be made now, so changed weights,
+a changed export wrapper or a new OpenVINO rebuild it, without anyone bumping a number. Every file is
 written in a temporary folder beside its destination and moved into place, stamp
 last, so an interrupted run never leaves IR that looks finished.
 
@@ -22,10 +23,14 @@ the notebooks without converting anything.
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import warnings
+from functools import cache
 from pathlib import Path
 
 import openvino as ov
@@ -39,7 +44,7 @@ DECODER_XML = "prompt_decoder.xml"
 DECODER_IMAGE_SIDE_XML = "prompt_decoder_image_side.xml"
 DECODER_PROMPT_SIDE_XML = "prompt_decoder_prompt_side.xml"
 DECODER_PROMPT_SIDE_WITH_MASK_XML = "prompt_decoder_prompt_side_with_mask.xml"
-"""The decoder split for speed (`utils.export_wrappers.DecoderImageSide`, `DecoderPromptSide` and
+"""The decoder split for speed (`utils.decoder_split.DecoderImageSide`, `DecoderPromptSide` and
 `DecoderPromptSideWithMask`)."""
 DECODER_PART_XML_FILES = (DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML, DECODER_PROMPT_SIDE_WITH_MASK_XML)
 IR_XML_FILES = (ENCODER_XML, DECODER_XML, *DECODER_PART_XML_FILES)
@@ -50,8 +55,9 @@ INT8_ENCODER_XML = "image_encoder_int8.xml"
 INT8_STAMP_FILE = "image_encoder_int8.json"
 PLAIN_ATTENTION_SUFFIX = "-plain-attention"
 KIT_IR_FOLDER = "ir"
-EXPORT_VERSION = 7
-"""Bump when the export wrappers change, so IR made by older code is rebuilt."""
+EXPORT_CODE_MODULES = ("utils.export_wrappers", "utils.decoder_split", "utils.convert", "utils.transforms")
+"""The modules whose code defines the exported graphs: the wrappers, the decoder split, the conversion (input
+shapes, port names) and the constants the wrappers take from `utils.transforms`. Their digest is in every stamp."""
 
 
 class KitError(RuntimeError):
@@ -77,9 +83,56 @@ def conversion_stamp(weights: str, compress_to_fp16: bool, fused_attention: bool
         "weights": weights,
         "compress_to_fp16": compress_to_fp16,
         "fused_attention": fused_attention,
-        "export_version": EXPORT_VERSION,
+        "export_code": export_code_digest(),
         "openvino": ov.get_version(),
     }
+
+
+@cache
+def export_code_digest() -> str:
+    """The digest of `EXPORT_CODE_MODULES` as they are now (see `code_digest`), once per process."""
+    return code_digest({name: module_source(name) for name in EXPORT_CODE_MODULES})
+
+
+def module_source(name: str) -> str:
+    """A module's source text, read from its file without importing it (the light install has no torch
+    to import the wrappers with)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"{name}, listed in EXPORT_CODE_MODULES, has no source file")
+    return Path(spec.origin).read_text(encoding="utf-8")
+
+
+def code_digest(sources: dict[str, str]) -> str:
+    """sha256 over each module's name and syntax tree, docstrings left out.
+
+    Comments, docstrings and formatting do not change it; any change to the code does,
+    and makes every IR converted before it stale.
+    """
+    digest = hashlib.sha256()
+    for name, source in sources.items():
+        digest.update(name.encode())
+        digest.update(ast.dump(_without_docstrings(ast.parse(source))).encode())
+    return digest.hexdigest()[:16]
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    """``tree`` without its docstrings: every statement that is a bare string (module, class, function and
+    attribute docstrings); a body left empty gets a ``pass``."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            kept = [
+                statement
+                for statement in body
+                if not (
+                    isinstance(statement, ast.Expr)
+                    and isinstance(statement.value, ast.Constant)
+                    and isinstance(statement.value.value, str)
+                )
+            ]
+            node.body = kept or [ast.Pass()]
+    return tree
 
 
 def read_stamp(path: Path) -> dict | None:
