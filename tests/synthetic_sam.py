@@ -1,13 +1,14 @@
-"""A tiny stand-in for SAM's networks, to test the mask generator's post-processing against upstream.
+"""A tiny stand-in for SAM's networks: masks with structure, for the mask generator and the front ends.
 
-With random weights every SAM mask is one big blob, so filters, NMS and clean-up have
-nothing to do. These modules give both sides masks with real structure instead:
+With random weights every SAM mask is one big blob, so the mask generator's filters, NMS and
+clean-up have nothing to do (against upstream), and a front end that drops part of a prompt
+gets the same blob. These modules give masks with real structure instead:
 
 - `ZeroEncoder`: the image encoder's interface, returning a zero embedding (instant).
-- `DiscDecoder`: the decoder IR's interface; around the first point of each prompt it
-  draws four discs of growing radius as logits (the largest with a small hole, so
-  small-region clean-up has work), with predicted IoUs by a fixed rule that depends
-  on the point's position (so NMS sees distinct scores).
+- `DiscDecoder`: the decoder IR's interface; it draws four discs of growing radius as
+  logits around the positive points, adds the box's rectangle and cuts a disc around each
+  negative point, so every part of a prompt shows in the mask (the front-end tests rely on
+  that), with predicted IoUs by a fixed rule that depends on the first point's position.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from torch import nn
 
 RADII = (12.0, 20.0, 32.0, 48.0)  # low-res pixels, per output index 0..3
 HOLE_RADIUS = 3.0
+NEGATIVE_RADIUS = 10.0  # low-res pixels cut out around each negative point
+FAR = 1.0e4  # the distance to a point of a kind the prompt does not have
 SLOPE = 1.5
 IOU_BASE = (0.9, 0.86, 0.93, 0.96)  # index 1 falls under the default pred_iou_thresh 0.88
 
@@ -32,22 +35,55 @@ class ZeroEncoder(nn.Module):
 
 
 class DiscDecoder(nn.Module):
+    """The decoder IR's interface, drawing logits from every part of each prompt (in the 256 x 256 low-res frame).
+
+    - positive points (label 1): four discs of growing radius around the nearest one (output index 0..3,
+      `RADII`); the largest has a small hole around the point, so small-region clean-up has work;
+    - a box (corners labelled 2 and 3): its rectangle is added to every output, so a box alone gives the box;
+    - negative points (label 0): a disc of `NEGATIVE_RADIUS` around each is cut out of every output;
+    - padding points (label -1) and the mask input are ignored.
+
+    So a front end that drops the box or a negative point gets a different mask. Predicted IoUs follow a
+    fixed rule that depends on the first point's position (so NMS sees distinct scores).
+    """
+
     def forward(self, image_embeddings, point_coords, point_labels, mask_input, has_mask_input):
         grid = torch.arange(256, dtype=torch.float32) + 0.5
-        centre = point_coords[:, 0, :] / 4.0  # the 1024 frame to the 256 frame
-        dx = grid[None, None, :] - centre[:, 0, None, None]
-        dy = grid[None, :, None] - centre[:, 1, None, None]
-        distance = torch.sqrt(dx * dx + dy * dy)  # [B, 256, 256]
-        discs = [SLOPE * (radius - distance) for radius in RADII]
-        discs[3] = torch.minimum(discs[3], SLOPE * (distance - HOLE_RADIUS))
-        logits = torch.stack(discs, dim=1)
-        unused = (
-            (has_mask_input[:, None, None, None] * mask_input).mean() + image_embeddings.mean() + point_labels.mean()
-        )
+        coords = point_coords / 4.0  # the 1024 frame to the 256 frame
+        dx = grid[None, None, None, :] - coords[:, :, 0, None, None]
+        dy = grid[None, None, :, None] - coords[:, :, 1, None, None]
+        distance = torch.sqrt(dx * dx + dy * dy)  # [B, N, 256, 256]
+        far = torch.full_like(distance, FAR)
+        labels = point_labels[:, :, None, None]
+        to_positive = torch.where(labels == 1, distance, far).amin(dim=1)  # [B, 256, 256]
+        to_negative = torch.where(labels == 0, distance, far).amin(dim=1)
+        discs = [SLOPE * (radius - to_positive) for radius in RADII]
+        discs[3] = torch.minimum(discs[3], SLOPE * (to_positive - HOLE_RADIUS))
+        logits = torch.stack(discs, dim=1)  # [B, 4, 256, 256]
+        logits = torch.maximum(logits, SLOPE * _inside_box(coords, point_labels, grid)[:, None])
+        logits = torch.minimum(logits, SLOPE * (to_negative - NEGATIVE_RADIUS)[:, None])
+        unused = (has_mask_input[:, None, None, None] * mask_input).mean() + image_embeddings.mean()
         logits = logits + 0.0 * unused
+        centre = coords[:, 0, :]
         jitter = 0.01 * centre[:, 0:1] / 256.0 + 0.01 * 1.41421356 * centre[:, 1:2] / 256.0
         iou = torch.tensor(IOU_BASE)[None, :] + jitter
         return logits, iou
+
+
+def _inside_box(coords: torch.Tensor, labels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """How far each pixel lies inside the prompt's box [B, 256, 256] (negative outside; -FAR without a box).
+
+    The box is the point labelled 2 (top left) and the one labelled 3 (bottom right), one box per prompt.
+    """
+    top_left = (coords * (labels == 2)[:, :, None]).sum(dim=1)  # [B, 2]
+    bottom_right = (coords * (labels == 3)[:, :, None]).sum(dim=1)
+    x, y = grid[None, None, :], grid[None, :, None]
+    inside = torch.minimum(
+        torch.minimum(x - top_left[:, 0, None, None], bottom_right[:, 0, None, None] - x),
+        torch.minimum(y - top_left[:, 1, None, None], bottom_right[:, 1, None, None] - y),
+    )
+    has_box = (labels == 2).to(torch.float32).amax(dim=1)[:, None, None]
+    return has_box * inside + (1.0 - has_box) * -FAR
 
 
 def convert_synthetic(directory: Path) -> tuple[Path, Path]:

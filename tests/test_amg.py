@@ -231,6 +231,17 @@ def test_draw_anns_paints_largest_first_and_is_reproducible(synthetic_ir):
     np.testing.assert_array_equal(drawn[~covered], image[~covered])
     assert np.abs(drawn[covered].astype(int) - image[covered]).mean() > 5
 
+    # largest first: opaque paint shows which mask was painted last where two overlap, whatever their order
+    large, small = np.zeros((2, *image.shape[:2]), bool)
+    large[50:250, 50:400] = True
+    small[100:150, 100:200] = True
+    rng = np.random.default_rng(3)
+    large_colour, small_colour = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    for masks in ([large, small], [small, large]):
+        painted = draw_anns(image, [{"segmentation": mask, "area": int(mask.sum())} for mask in masks], 1.0, seed=3)
+        np.testing.assert_array_equal(painted[60, 60], large_colour)
+        np.testing.assert_array_equal(painted[120, 150], small_colour)
+
 
 def test_nothing_passing_gives_an_empty_list(ir_f32):
     """Random weights predict IoU near 0: with the default threshold nothing survives."""

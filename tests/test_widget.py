@@ -39,6 +39,13 @@ def direct_best_mask(predictor: OVSamPredictor, **kwargs) -> np.ndarray:
     return masks[np.argmax(scores)]
 
 
+def own_image_mask(synthetic_ir, image: np.ndarray, **kwargs) -> np.ndarray:
+    """The best mask from a predictor that nothing else uses, set to ``image``."""
+    predictor = OVSamPredictor(*synthetic_ir, config=F32)
+    predictor.set_image(image)
+    return direct_best_mask(predictor, **kwargs)
+
+
 def assert_mask_sent_as_bits(widget) -> None:
     """The page gets the shown mask as packed bits, at most OVERLAY_MAX_SIDE on its long side: the logits
     upscaled to that size directly, the same mask as the full-size one shrunk (IoU >= 0.99; equal when the
@@ -72,6 +79,10 @@ def test_click_right_click_and_drag(widget):
     for key, value in expected.items():
         np.testing.assert_array_equal(call[key], value)
     np.testing.assert_array_equal(widget.mask, direct_best_mask(widget.predictor, **expected))
+    # the stand-in decoder adds the box's rectangle and cuts a disc around the negative point
+    assert widget.mask[190, 240], "inside the box, far from the positive point: the box was dropped"
+    assert not widget.mask[150, 200], "at the negative point: the negative point was dropped"
+    assert not widget.mask[20, 300], "outside the box and the positive point's disc"
     assert_mask_sent_as_bits(widget)
     assert len(widget.scores) == 3 and widget.scores[widget.candidate] == max(widget.scores)
 
@@ -87,6 +98,7 @@ def test_undo_reset_and_cycle(widget):
     widget.handle_action({"type": "point", "x": 100, "y": 80, "label": 1})
     first_mask = widget.mask.copy()
     widget.handle_action({"type": "box", "box": [10, 10, 300, 220]})
+    assert not np.array_equal(widget.mask, first_mask)
     widget.handle_action({"type": "undo"})
     assert widget.points == [[100, 80]] and widget.box == []
     np.testing.assert_array_equal(widget.mask, first_mask)
@@ -122,9 +134,11 @@ def test_upload_gray_and_rgba(synthetic_ir, image, channels):
     widget.handle_action({"type": "upload", "name": "x.png"}, [png.tobytes()])
     assert messages == [UPLOAD_MESSAGE, ""], "the widget says the encoder is running, then clears it"
     assert widget.message == "" and widget.image_data.startswith("data:image/jpeg;base64,")
+    expected = np.repeat(pixels[:, :, None], 3, axis=2) if channels == 1 else image
+    np.testing.assert_array_equal(widget._image.image, expected)  # what the widget encodes, as RGB
     assert widget.predictor.original_size == image.shape[:2]
     widget.handle_action({"type": "point", "x": 10, "y": 10, "label": 1})
-    assert widget.mask is not None
+    assert widget.mask.shape == image.shape[:2] and widget.mask.any()
 
 
 def test_save_mask(widget, tmp_path):
@@ -135,10 +149,15 @@ def test_save_mask(widget, tmp_path):
     np.testing.assert_array_equal(saved > 0, widget.mask)
 
 
-def test_masks_keep_their_image_size_when_the_predictor_moves_on(widget):
-    """The predictor is shared (gradio app, mask generator): a new image there must not change the widget's masks."""
+def test_a_click_after_the_predictor_moved_on_segments_the_widgets_own_image(widget, synthetic_ir, image):
+    """The predictor is shared (gradio app, mask generator): after another image is set there, the shown mask
+    keeps its image's size, and the next click is decoded against the widget's own image, not the other one."""
     widget.handle_action({"type": "point", "x": 180, "y": 120, "label": 1})
     widget.predictor.set_image(np.zeros((50, 70, 3), np.uint8))
     assert widget.mask.shape == (240, 360)
     widget.handle_action({"type": "cycle"})
     assert widget.message == "" and widget.mask.shape == (240, 360) and widget.mask_shape == [240, 360]
+    widget.handle_action({"type": "point", "x": 60, "y": 200, "label": 1})
+    assert widget.message == ""
+    prompt = dict(point_coords=np.array([[180, 120], [60, 200]]), point_labels=np.array([1, 1]))
+    np.testing.assert_array_equal(widget.mask, own_image_mask(synthetic_ir, image, **prompt))

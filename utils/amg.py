@@ -25,7 +25,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from utils.predictor import DECODER_CHUNK, MASK_THRESHOLD, OVSamPredictor
+from utils.predictor import DECODER_CHUNK, MASK_THRESHOLD, ImageClaim, OVSamPredictor
 from utils.transforms import postprocess_masks, to_rgb_uint8
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
@@ -91,7 +91,10 @@ class OVSamAutomaticMaskGenerator:
     """Generate masks for a whole image; the same options and output records as upstream.
 
     Args:
-        predictor: an `OVSamPredictor`; its image is replaced while generating.
+        predictor: an `OVSamPredictor`; its image is replaced while generating (by each crop in turn). It may
+            be shared with the widget or the gradio app, even one serving requests in another thread: the
+            generator holds its crop through an `ImageClaim` and encodes it again if one of them has set
+            another image between two of its decoder calls.
         points_per_side: grid points along one side of the image (``points_per_side**2``
             prompts); exclusive with ``point_grids``.
         points_per_batch: points per step of the progress bar. Kept for upstream's interface: points are
@@ -160,7 +163,7 @@ class OVSamAutomaticMaskGenerator:
                 raise ValueError(f"{name} must be within [0, 1], got {value!r}.")
         if point_grids is not None and len(point_grids) < crop_n_layers + 1:
             raise ValueError(f"point_grids needs one grid per crop layer: {crop_n_layers + 1}, got {len(point_grids)}.")
-        self.predictor = predictor
+        self._image = ImageClaim(predictor)
         self.point_grids = point_grids or [
             build_point_grid(int(points_per_side / crop_n_points_downscale_factor**layer))
             for layer in range(crop_n_layers + 1)
@@ -177,6 +180,11 @@ class OVSamAutomaticMaskGenerator:
         self.output_mode = output_mode
         self.show_progress = show_progress
         self.stage_counts: dict[str, int] = {}
+
+    @property
+    def predictor(self) -> OVSamPredictor:
+        """The predictor the generator decodes with (possibly shared)."""
+        return self._image.predictor
 
     def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
         """Return one record per mask, like `SamAutomaticMaskGenerator.generate` (empty list if none pass)."""
@@ -208,13 +216,13 @@ class OVSamAutomaticMaskGenerator:
     def _process_crop(self, image: np.ndarray, crop_box: list[int], layer: int, bar: tqdm) -> _Masks:
         x0, y0, x1, y1 = crop_box
         crop = image[y0:y1, x0:x1]
-        self.predictor.set_image(crop)
+        self._image.set_image(crop)
         points = self.point_grids[layer] * np.array(crop.shape[:2])[None, ::-1]
         parts = []
         for start in range(0, len(points), self.points_per_batch):
             parts.append(self._process_batch(points[start : start + self.points_per_batch], crop_box, image.shape[:2]))
             bar.update()
-        self.predictor.reset_image()
+        self._image.release()
         data = _Masks.concat(parts)
         if not len(data):
             return data
@@ -241,7 +249,9 @@ class OVSamAutomaticMaskGenerator:
 
     def _process_points(self, points: np.ndarray, crop_box: list[int], image_size: tuple[int, int]) -> _Masks:
         """Decode a few points, drop masks by predicted IoU, upscale and filter the rest (`_upscale_and_filter`)."""
-        low_res, iou_preds = self.predictor.predict_low_res(points[:, None, :], np.ones((len(points), 1)))
+        with self._image.use() as predictor:
+            low_res, iou_preds = predictor.predict_low_res(points[:, None, :], np.ones((len(points), 1)))
+            sizes = predictor.input_size, predictor.original_size
         per_point = low_res.shape[1]
         low_res = low_res.reshape(-1, *low_res.shape[2:])
         iou_preds = iou_preds.reshape(-1)
@@ -251,7 +261,7 @@ class OVSamAutomaticMaskGenerator:
         self.stage_counts["decoded"] += len(iou_preds)
         self.stage_counts["IoU filter"] += len(keep)
         parts = [
-            self._upscale_and_filter(low_res[chunk], iou_preds[chunk], mask_points[chunk], crop_box, image_size)
+            self._upscale_and_filter(low_res[chunk], iou_preds[chunk], mask_points[chunk], sizes, crop_box, image_size)
             for chunk in np.array_split(keep, max(1, math.ceil(len(keep) / UPSCALE_CHUNK)))
             if len(chunk)
         ]
@@ -262,11 +272,15 @@ class OVSamAutomaticMaskGenerator:
         low_res: np.ndarray,
         iou_preds: np.ndarray,
         points: np.ndarray,
+        sizes: tuple[tuple[int, int], tuple[int, int]],
         crop_box: list[int],
         image_size: tuple[int, int],
     ) -> _Masks:
-        """Upscale a few surviving logits to the crop, filter by stability and crop edge, encode as RLE."""
-        logits = postprocess_masks(low_res[:, None], self.predictor.input_size, self.predictor.original_size)[:, 0]
+        """Upscale a few surviving logits to the crop, filter by stability and crop edge, encode as RLE.
+
+        ``sizes``: the crop's (input_size, original_size) as the predictor had them when it decoded the logits.
+        """
+        logits = postprocess_masks(low_res[:, None], *sizes)[:, 0]
         stability = stability_score(logits, MASK_THRESHOLD, self.stability_score_offset)
         keep = (
             stability >= self.stability_score_thresh

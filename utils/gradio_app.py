@@ -16,7 +16,7 @@ import hashlib
 import gradio as gr
 import numpy as np
 
-from utils.predictor import OVSamPredictor, prompts_to_arguments
+from utils.predictor import ImageClaim, OVSamPredictor, prompts_to_arguments
 from utils.transforms import to_rgb_uint8
 from utils.viz import MASK_ALPHA, MASK_RGB
 
@@ -26,27 +26,37 @@ NO_IMAGE_MESSAGE = "Upload an image first."
 
 
 class _Session:
-    """Runs the encoder only when the image really changes (keyed by a hash of its pixels)."""
+    """The app's image on the predictor, encoded only when it changes.
+
+    Every request carries the image; a hash of its pixels tells whether it is the one already
+    encoded. The predictor may be shared (the notebook's widget, the mask generator): the
+    app holds its image through an `ImageClaim`, which encodes it again when one of them has
+    set another image since. The predictor's lock is held over a whole request, so requests
+    served in parallel threads with different images each get their own image's mask.
+    """
 
     def __init__(self, predictor: OVSamPredictor) -> None:
-        self.predictor = predictor
+        self.image = ImageClaim(predictor)
         self.image_key: str | None = None
 
     def set_image(self, image: np.ndarray) -> np.ndarray:
         image = to_rgb_uint8(image)
         key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()
-        if key != self.image_key:
-            self.predictor.set_image(image)
-            self.image_key = key
+        with self.image.predictor.lock:
+            if key != self.image_key:
+                self.image.set_image(image)
+                self.image_key = key
         return image
 
     def mask(self, image: np.ndarray, prompts: dict) -> np.ndarray:
         """Best mask (HxW bool) for {"points": [[x, y]], "labels": [1 or 0], "box": [x0, y0, x1, y1] or None}."""
-        self.set_image(image)
         arguments = prompts_to_arguments(prompts.get("points"), prompts.get("labels"), prompts.get("box"))
-        if not arguments:
-            return np.zeros(image.shape[:2], dtype=bool)
-        masks, scores, _ = self.predictor.predict(**arguments)
+        with self.image.predictor.lock:
+            image = self.set_image(image)
+            if not arguments:
+                return np.zeros(image.shape[:2], dtype=bool)
+            with self.image.use() as predictor:
+                masks, scores, _ = predictor.predict(**arguments)
         return masks[int(np.argmax(scores))]
 
 

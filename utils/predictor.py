@@ -3,17 +3,22 @@
 `set_image` runs the image encoder once; every `predict` call runs only the
 light prompt decoder and upscales its logits in numpy, so prompts are cheap.
 Where the conversion saved the decoder's parts beside it (see
-`utils.export_wrappers.DecoderImageSide`), `set_image` also runs the image side once,
+`utils.decoder_split.DecoderImageSide`), `set_image` also runs the image side once,
 prompts without a ``mask_input`` run only the prompt side, and prompts with one the
 prompt side with mask. They compute the whole decoder's maths in another order, so
-they agree with it up to rounding (to about 4e-7 at f32; more at bf16).
+they agree with it up to rounding (at f32 within `utils.decoder_split.PARTS_TOLERANCE`; more at bf16).
 Inputs, outputs, shapes and meaning follow `SamPredictor` one for one; the
 difference is that everything is numpy and nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import itertools
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +44,8 @@ WITH_MASK_PER_IMAGE_INPUTS = ("image_tokens", "image_pe")
 """The image side's outputs that the prompt side with mask takes (`DecoderPromptSideWithMask`)."""
 PADDING_LABEL = -1.0
 BOX_CORNER_LABELS = (2.0, 3.0)
+_IMAGE_TOKENS = itertools.count(1)
+"""Every `OVSamPredictor.set_image` in the process takes the next number, so no two images share a token."""
 
 
 class OVSamPredictor:
@@ -56,9 +63,11 @@ class OVSamPredictor:
 
     Attributes besides `SamPredictor`'s: ``encoder`` and ``decoder`` (the compiled IR),
     ``decoder_image_side``, ``decoder_prompt_side`` and ``decoder_prompt_side_with_mask``
-    (the decoder's parts, or None when the folder has none), and ``image_side_outputs``
+    (the decoder's parts, or None when the folder has none), ``image_side_outputs``
     (what the image side computed for the current image, by name: the prompt side's first
-    inputs).
+    inputs), and for front ends that share one predictor (see `ImageClaim`) ``image_token``
+    (which image it holds: a number that no other `set_image` in the process gets, not even
+    one of the same pixels; None without an image) and ``lock``.
     """
 
     def __init__(
@@ -89,33 +98,46 @@ class OVSamPredictor:
         self._with_mask_request = None if parts is None else self.decoder_prompt_side_with_mask.create_infer_request()
         self.reset_image()
 
+    @functools.cached_property
+    def lock(self) -> threading.RLock:
+        """Held by `set_image`, `reset_image` and a front end's `ImageClaim.use`. Made on first use: by
+        `reset_image` in ``__init__``, and so also in subclasses that make their models without ``__init__``."""
+        return threading.RLock()
+
     # ----------------------------------------------------------------- image
     def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
-        """Run the image encoder on an HxWx3 uint8 image (HxW gray and HxWx4 RGBA are converted)."""
+        """Run the image encoder on an HxWx3 uint8 image (HxW gray and HxWx4 RGBA are converted).
+
+        The image gets a new ``image_token``, even when the pixels are the same as before.
+        """
         image = to_rgb_uint8(image, image_format)
-        resized = resize_longest_side(image)
-        features = self._encode(normalize_and_pad(resized))
-        image_side_outputs = {}
-        if self.decoder_image_side is not None:
-            per_image = self.decoder_image_side(features)
-            image_side_outputs = {port.get_any_name(): np.array(value) for port, value in per_image.items()}
-        # assigned only once everything is computed: a failure above leaves the previous image intact
-        self.features, self.image_side_outputs = features, image_side_outputs
-        self.original_size = tuple(image.shape[:2])
-        self.input_size = tuple(resized.shape[:2])
-        self.is_image_set = True
+        with self.lock:
+            resized = resize_longest_side(image)
+            features = self._encode(normalize_and_pad(resized))
+            image_side_outputs = {}
+            if self.decoder_image_side is not None:
+                per_image = self.decoder_image_side(features)
+                image_side_outputs = {port.get_any_name(): np.array(value) for port, value in per_image.items()}
+            # assigned only once everything is computed: a failure above leaves the previous image intact
+            self.features, self.image_side_outputs = features, image_side_outputs
+            self.original_size = tuple(image.shape[:2])
+            self.input_size = tuple(resized.shape[:2])
+            self.is_image_set = True
+            self.image_token = next(_IMAGE_TOKENS)
 
     def _encode(self, encoder_input: np.ndarray) -> np.ndarray:
         """The image encoder on a normalised, padded 1x3x1024x1024 input: the 1x256x64x64 float32 embedding."""
         return np.asarray(self.encoder(encoder_input)[0], dtype=np.float32).copy()
 
     def reset_image(self) -> None:
-        """Forget the current image and its embedding."""
-        self.is_image_set = False
-        self.features: np.ndarray | None = None
-        self.image_side_outputs: dict[str, np.ndarray] = {}
-        self.original_size: tuple[int, int] | None = None
-        self.input_size: tuple[int, int] | None = None
+        """Forget the current image and its embedding (``image_token`` becomes None)."""
+        with self.lock:
+            self.is_image_set = False
+            self.features: np.ndarray | None = None
+            self.image_side_outputs: dict[str, np.ndarray] = {}
+            self.original_size: tuple[int, int] | None = None
+            self.input_size: tuple[int, int] | None = None
+            self.image_token: int | None = None
 
     def get_image_embedding(self) -> np.ndarray:
         """Return the current image's embedding, 1x256x64x64 float32."""
@@ -251,7 +273,8 @@ class OVSamPredictor:
 
         ``share_inputs``: OpenVINO reads the arrays in place instead of copying them into its
         own tensors first; the image side's five [1,4096,C] outputs, the prompt side's inputs, are
-        14 MB, and copying them took about 2 ms of a 14 ms one-prompt call (bf16, 2-core AMD EPYC).
+        14 MB, which would otherwise be copied on every call (``python -m benchmarks.decoder_speed`` times the
+        calls with the inputs shared, as here: benchmarks/results/decoder_speed.json).
         """
         if self._prompt_side_request is None:
             inputs = whole_decoder_inputs(self.features, coords, labels, mask_input)
@@ -267,6 +290,54 @@ class OVSamPredictor:
     def _require_image(self) -> None:
         if not self.is_image_set:
             raise RuntimeError("No image is set: call set_image(image) before predicting.")
+
+
+class ImageClaim:
+    """One front end's image on a predictor that several share (the widget, the gradio app, the mask generator).
+
+    A predictor holds one image at a time. Each front end keeps its own claim: `set_image`
+    encodes the image and remembers it with the predictor's ``image_token``; `use` hands
+    out the predictor for decoding, after setting the claim's image again if the token
+    has changed, i.e. another front end has set its own image in between. So a click
+    always segments the image of the front end it was made in. Comparing tokens costs
+    nothing per click (no hashing of pixels), and two images never share one; the price
+    of a change is one more run of the encoder.
+
+    The predictor's ``lock`` is held from the check to the end of the decoding, so a front
+    end in another thread (gradio serves requests in worker threads) cannot set its image
+    in between. Any predictor with ``set_image``, ``reset_image``, ``image_token`` and
+    ``lock`` will do. The claim keeps a reference to its image (RGB uint8), not a copy.
+    """
+
+    def __init__(self, predictor: OVSamPredictor) -> None:
+        self.predictor = predictor
+        self.image: np.ndarray | None = None
+        self._token: int | None = None
+
+    def set_image(self, image: np.ndarray) -> np.ndarray:
+        """Encode ``image`` (gray and RGBA are converted) on the predictor as this claim's image; return it as RGB."""
+        image = to_rgb_uint8(image)
+        with self.predictor.lock:
+            self.predictor.set_image(image)
+            self.image, self._token = image, self.predictor.image_token
+        return image
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[OVSamPredictor]:
+        """The predictor, holding this claim's image and locked for the ``with`` block."""
+        if self.image is None:
+            raise RuntimeError("No image is set: call set_image(image) before predicting.")
+        with self.predictor.lock:
+            if self.predictor.image_token != self._token:
+                self.set_image(self.image)
+            yield self.predictor
+
+    def release(self) -> None:
+        """Forget the claim's image, and reset the predictor if it still holds it (its embedding is freed)."""
+        with self.predictor.lock:
+            if self._token is not None and self.predictor.image_token == self._token:
+                self.predictor.reset_image()
+            self.image, self._token = None, None
 
 
 def _conversion_id(model: ov.Model) -> str | None:

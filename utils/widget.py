@@ -9,6 +9,10 @@ low-res logits straight to screen size) and syncs back the mask as raw bits in a
 buffer (one bit a pixel, no image encoding on either side) plus the prompts and scores;
 the canvas paints the mask itself. Everything is readable from Python:
 ``widget.points``, ``widget.labels``, ``widget.box``, ``widget.mask``.
+
+The predictor may be shared with the gradio app or the mask generator: the widget holds
+its image through an `ImageClaim`, so a click after one of them has set another image
+encodes the widget's own image again before decoding.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import cv2
 import numpy as np
 import traitlets
 
-from utils.predictor import MASK_THRESHOLD, OVSamPredictor, prompts_to_arguments
-from utils.transforms import postprocess_masks, to_rgb_uint8
+from utils.predictor import MASK_THRESHOLD, ImageClaim, OVSamPredictor, prompts_to_arguments
+from utils.transforms import postprocess_masks
 from utils.viz import MASK_ALPHA, MASK_RGB
 
 ACTIONS = ("point", "box", "undo", "reset", "cycle", "upload")
@@ -56,7 +60,8 @@ class SamWidget(anywidget.AnyWidget):
     """An image you click to segment: points, background points, a box, undo, reset, candidates.
 
     Args:
-        predictor: an `OVSamPredictor`; the widget calls its `set_image` and `predict_without_upscaling`.
+        predictor: an `OVSamPredictor`; the widget calls its `set_image` and `predict_without_upscaling`,
+            and sets its image again when another user of the predictor has replaced it.
         image: the first image (HxWx3 uint8 RGB; gray and RGBA are converted), or None.
         multimask_output: ask SAM for three candidates per action (cycle with "Next mask").
     """
@@ -83,7 +88,7 @@ class SamWidget(anywidget.AnyWidget):
         self, predictor: OVSamPredictor, image: np.ndarray | None = None, multimask_output: bool = True, **kwargs
     ) -> None:
         super().__init__(**kwargs)
-        self.predictor = predictor
+        self._image = ImageClaim(predictor)
         self.multimask_output = multimask_output
         self._history: list[tuple[list, list, list]] = []
         self._low_res: np.ndarray | None = None  # the candidates' logits [C, 256, 256]
@@ -95,10 +100,15 @@ class SamWidget(anywidget.AnyWidget):
             self.set_image(image)
 
     # ------------------------------------------------------------ Python API
+    @property
+    def predictor(self) -> OVSamPredictor:
+        """The predictor the widget decodes with (possibly shared)."""
+        return self._image.predictor
+
     def set_image(self, image: np.ndarray) -> None:
-        """Show a new image and encode it (the only time the image encoder runs)."""
-        image = to_rgb_uint8(image)
-        self.predictor.set_image(image)
+        """Show a new image and encode it; a click encodes it again first if another user of the predictor
+        has set an image of its own since."""
+        image = self._image.set_image(image)
         self._history.clear()
         self._set_prompts([], [], [])
         self.image_data = _jpeg_data_url(image)
@@ -154,7 +164,7 @@ class SamWidget(anywidget.AnyWidget):
         if kind == "upload":
             self._upload(buffers)
             return
-        if not self.predictor.is_image_set:
+        if self._image.image is None:
             raise RuntimeError("No image is set yet: call set_image or upload one.")
         if kind in ("point", "box"):
             previous = (self.points, self.labels, self.box)
@@ -196,12 +206,13 @@ class SamWidget(anywidget.AnyWidget):
 
     def _set_prompts(self, points: list, labels: list, box: list) -> None:
         """Predict for these prompts, then publish prompts, scores and mask together."""
-        low_res, scores = None, []
+        low_res, scores, sizes = None, [], None
         self.last_latency_ms = None
         start = time.perf_counter()
         if points or box:
-            scores, low_res = self.predictor.predict_without_upscaling(**self._arguments_for(points, labels, box))
-        sizes = (self.predictor.input_size, self.predictor.original_size)
+            with self._image.use() as predictor:
+                scores, low_res = predictor.predict_without_upscaling(**self._arguments_for(points, labels, box))
+                sizes = (predictor.input_size, predictor.original_size)
         with self.hold_sync():
             self.points, self.labels, self.box = list(points), list(labels), list(box)
             self._low_res, self._sizes, self._full_size = low_res, sizes, {}
