@@ -31,22 +31,21 @@ def sam():
 
 @pytest.fixture(scope="session")
 def tiny_sam():
-    """SAM with a one-block, 32-wide image encoder and SAM's own decoder: quick to run, export and compile.
-
-    bf16 autocast on it takes seconds even where bf16 is emulated."""
-    import torch
-    from segment_anything.build_sam import _build_sam
-
-    torch.manual_seed(0)
-    return _build_sam(
-        encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=1, encoder_global_attn_indexes=[0]
-    ).eval()
+    """vit_tiny (`utils.checkpoints.RANDOM_ONLY_ARCHITECTURES`): SAM's own decoder behind a one-block, 32-wide
+    image encoder, quick to run, export and compile. bf16 autocast on it takes seconds even where bf16 is emulated."""
+    return load_sam("vit_tiny")
 
 
 @pytest.fixture(scope="session")
 def ir_f32(sam, tmp_path_factory) -> tuple[Path, Path]:
     """(encoder_xml, decoder_xml) with FP32 weights, converted once per test session."""
     return convert_sam(sam, tmp_path_factory.mktemp("ir_f32"), compress_to_fp16=False, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_ir_f32(tiny_sam, tmp_path_factory) -> tuple[Path, Path]:
+    """vit_tiny's IR with FP32 weights: SAM's real decoder (and its parts) behind an encoder converted in seconds."""
+    return convert_sam(tiny_sam, tmp_path_factory.mktemp("tiny_ir_f32"), compress_to_fp16=False, show_progress=False)
 
 
 @pytest.fixture(scope="session")

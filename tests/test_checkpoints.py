@@ -24,8 +24,20 @@ def test_registry_matches_design():
 
 
 def test_unknown_model_type_lists_valid_ones():
-    with pytest.raises(ValueError, match="vit_b, vit_h, vit_l"):
+    with pytest.raises(ValueError, match="vit_b, vit_l, vit_h, vit_tiny"):
         load_sam("vit_x")
+
+
+def test_vit_tiny_is_random_weights_only(monkeypatch):
+    """vit_tiny has no checkpoint: with the switch off it refuses clearly instead of downloading anything."""
+    tiny = load_sam("vit_tiny")  # the switch is on in the test session
+    assert tiny.image_encoder.patch_embed.proj.out_channels == 32 and len(tiny.image_encoder.blocks) == 1
+    assert tiny.image_encoder.blocks[0].attn.rel_pos_h.abs().max() > 0, "relative positions are randomised too"
+    assert checkpoints.weights_id("vit_tiny").startswith("vit_tiny:random-seed-")
+    monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "")
+    for call in (load_sam, checkpoints.weights_id, checkpoints.describe_weights):
+        with pytest.raises(ValueError, match="vit_tiny has no checkpoint: it is built with random weights only"):
+            call("vit_tiny")
 
 
 def test_random_weights_switch(monkeypatch, tmp_path):

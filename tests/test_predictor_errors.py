@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.helpers import F32
+from utils.accuracy import PARITY_LOGIT_TOLERANCE, PARITY_MIN_MASK_IOU, PARITY_SCORE_TOLERANCE, mask_iou
 from utils.predictor import OVSamPredictor
 
 POINT = dict(point_coords=np.array([[10, 10]]), point_labels=np.array([1]))
@@ -82,6 +84,20 @@ def test_bad_image(predictor):
         predictor.set_image(np.zeros((10, 10, 5), np.uint8))
 
 
-def test_points_outside_the_image_are_accepted_like_sam_predictor(predictor):
-    masks, scores, low_res = predictor.predict(point_coords=np.array([[-20, 500]]), point_labels=np.array([1]))
-    assert masks.shape == (3, 40, 60) and scores.shape == (3,) and low_res.shape == (3, 256, 256)
+def test_points_outside_the_image_are_accepted_like_sam_predictor(tiny_sam, tiny_ir_f32):
+    """SamPredictor takes points off the image without an error and maps them as they are; OVSamPredictor gives
+    the same masks, scores and logits for them (at f32, within the parity tolerances of `utils.accuracy`).
+    SAM's own prompt encoder and decoder, behind vit_tiny's quick encoder."""
+    from segment_anything import SamPredictor
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    prompt = dict(point_coords=np.array([[-20, 500], [75, -8]]), point_labels=np.array([1, 0]))
+    ours, theirs = OVSamPredictor(*tiny_ir_f32, config=F32), SamPredictor(tiny_sam)
+    ours.set_image(image)
+    theirs.set_image(image)
+    masks, scores, low_res = ours.predict(**prompt)
+    expected_masks, expected_scores, expected_low_res = theirs.predict(**prompt)
+    assert masks.shape == expected_masks.shape == (3, 40, 60) and low_res.shape == expected_low_res.shape
+    np.testing.assert_allclose(scores, expected_scores, atol=PARITY_SCORE_TOLERANCE, rtol=0)
+    np.testing.assert_allclose(low_res, expected_low_res, atol=PARITY_LOGIT_TOLERANCE, rtol=0)
+    assert all(mask_iou(a, b) >= PARITY_MIN_MASK_IOU for a, b in zip(masks, expected_masks))

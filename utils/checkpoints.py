@@ -63,16 +63,38 @@ CHECKPOINTS: dict[str, Checkpoint] = {
 }
 
 
+RANDOM_ONLY_ARCHITECTURES: dict[str, dict] = {
+    "vit_tiny": {
+        "encoder_embed_dim": 32,
+        "encoder_depth": 1,
+        "encoder_num_heads": 1,
+        "encoder_global_attn_indexes": [0],
+    },
+}
+"""Model types with no checkpoint, built with random weights only (``$SAM_RANDOM_WEIGHTS_SEED`` set).
+
+``vit_tiny`` is SAM's own prompt encoder and mask decoder behind a one-block, 32-wide ViT
+image encoder: the same interfaces and shapes as vit_b, so every code path (conversion,
+predictor, mask generator, benchmarks) runs on it in seconds. The tests and quick trials of
+the benchmarks use it; it segments nothing."""
+
+MODEL_TYPES = (*CHECKPOINTS, *RANDOM_ONLY_ARCHITECTURES)
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be used (corrupt, truncated, wrong model)."""
 
 
 def get_checkpoint(model_type: str) -> Checkpoint:
     """Return the registry entry for ``model_type`` or raise listing the valid ones."""
+    if model_type in RANDOM_ONLY_ARCHITECTURES:
+        raise ValueError(
+            f"{model_type} has no checkpoint: it is built with random weights only, with {RANDOM_WEIGHTS_ENV} set."
+        )
     try:
         return CHECKPOINTS[model_type]
     except KeyError:
-        valid = ", ".join(sorted(CHECKPOINTS))
+        valid = ", ".join(MODEL_TYPES)
         raise ValueError(f"Unknown SAM model type {model_type!r}; choose one of: {valid}.") from None
 
 
@@ -93,11 +115,10 @@ def weights_id(model_type: str) -> str:
     Converted IR is stamped with this so it is rebuilt when the weights change,
     without loading the checkpoint first.
     """
-    checkpoint = get_checkpoint(model_type)
     seed = random_weights_seed()
-    if seed is not None:
+    if seed is not None and model_type in MODEL_TYPES:
         return f"{model_type}:random-seed-{seed}"
-    return f"{model_type}:sha256-{checkpoint.sha256}"
+    return f"{model_type}:sha256-{get_checkpoint(model_type).sha256}"
 
 
 def describe_weights(model_type: str) -> str:
@@ -156,20 +177,23 @@ def load_sam(
     ``checkpoint_dir`` and checked by sha256. With ``$SAM_RANDOM_WEIGHTS_SEED`` set,
     nothing is downloaded and a warning says the masks will be meaningless.
     """
-    checkpoint = get_checkpoint(model_type)
+    seed = random_weights_seed()
+    checkpoint = None if seed is not None and model_type in MODEL_TYPES else get_checkpoint(model_type)
     _require_full_install()
     import torch
     from segment_anything import sam_model_registry
+    from segment_anything.build_sam import _build_sam
 
-    seed = random_weights_seed()
-    if seed is not None:
+    if checkpoint is None:
         warnings.warn(
             f"{RANDOM_WEIGHTS_ENV}={seed}: building {model_type} with RANDOM weights. "
             "Shapes and speed are real, the masks are MEANINGLESS. Unset it to use the real checkpoint.",
             stacklevel=2,
         )
         torch.manual_seed(seed)
-        return _randomise_rel_pos(sam_model_registry[model_type](checkpoint=None)).eval()
+        architecture = RANDOM_ONLY_ARCHITECTURES.get(model_type)
+        sam = _build_sam(**architecture) if architecture else sam_model_registry[model_type](checkpoint=None)
+        return _randomise_rel_pos(sam).eval()
 
     path = download_file(checkpoint.url, checkpoint_dir, sha256=checkpoint.sha256, show_progress=show_progress)
     sam = sam_model_registry[model_type](checkpoint=None)
