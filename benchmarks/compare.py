@@ -1,7 +1,8 @@
 """PyTorch against OpenVINO for SAM, every configuration in one run: a markdown table, JSON and a PNG chart.
 
-    .venv/bin/python -m benchmarks.compare                  # vit_b on data/truck.jpg (20 to 30 min on 2 cores)
+    .venv/bin/python -m benchmarks.compare                  # vit_b on data/truck.jpg, every row: the long run
     .venv/bin/python -m benchmarks.compare --repeats 1 --prompt-repeats 3 --amg-points-per-side 8 --throughput-images 2
+    .venv/bin/python -m benchmarks.compare --rows "PyTorch eager f32" "OpenVINO INT8 encoder"   # some rows only
 
 From Python (notebook 06): ``compare.run(compare.settings(repeats=1, ...))`` returns the result.
 
@@ -19,12 +20,13 @@ disk. Ratios are against PyTorch eager f32 measured in the same run.
 Every row runs in a fresh process, so its peak memory and its thread pools are its own.
 What a row compiles on its first calls (torch.compile) is compiled before any timing, and
 the time it took is printed beside the table. A row whose runtime is not installed here
-(ONNX Runtime: requirements-benchmarks.txt; torch.compile: a C++ compiler) is shown as not run.
+(ONNX Runtime: requirements-benchmarks.txt; torch.compile: a C++ compiler), or that ``rows``
+leaves out, is shown as not run, and only the IR the chosen rows use is made.
 A measurement that fails is shown as failed in the table, and the command then exits
-non-zero. After the rows, the INT8 predictor (calibrated on data/calibration/) is compared
-with the FP one on the other images, those directly in data/ (embedding error, mask IoU on
-fixed prompts). Writes compare.json, compare.md and compare.png. With SAM_RANDOM_WEIGHTS_SEED
-set, the timings are real and the accuracy figures only prove the pipeline.
+non-zero. After the rows, when the INT8 row is among them, the INT8 predictor (calibrated on
+data/calibration/) is compared with the FP one on the other images, those directly in data/
+(embedding error, mask IoU on fixed prompts). Writes compare.json, compare.md and compare.png.
+With SAM_RANDOM_WEIGHTS_SEED set, the timings are real and the accuracy figures only prove the pipeline.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ DEFAULTS = {
     "throughput_images": 4,
     "force_bf16": False,
     "output_dir": ROOT / "benchmarks" / "results",
+    "rows": list(ROWS),
 }
 HELP = {
     "calibration_dir": "images for INT8 calibration",
@@ -80,7 +83,9 @@ HELP = {
     "repeats": "timed encoder runs (median)",
     "prompt_repeats": "timed prompts (median)",
     "force_bf16": "measure PyTorch bf16 autocast even without native bf16 (very slow)",
+    "rows": "the rows to measure (default: every row); the others are shown as not run",
 }
+INT8_ROW = "OpenVINO INT8 encoder"
 
 
 def settings(**overrides) -> dict:
@@ -89,9 +94,12 @@ def settings(**overrides) -> dict:
     if unknown:
         raise TypeError(f"unknown benchmark setting(s): {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
     merged = DEFAULTS | overrides
+    unknown_rows = [name for name in merged["rows"] if name not in ROWS]
+    if unknown_rows or not merged["rows"]:
+        raise ValueError(f"unknown or no benchmark rows {unknown_rows}; choose among: {'; '.join(ROWS)}")
     return {
         key: str(Path(value).resolve()) if isinstance(DEFAULTS[key], Path) else value for key, value in merged.items()
-    }
+    } | {"rows": [name for name in ROWS if name in merged["rows"]]}
 
 
 # ------------------------------------------------------------------ one row, in its own process
@@ -274,14 +282,21 @@ def _guarded(measurement):
 
 # ------------------------------------------------------------------ the parent: set-up, rows, report
 def prepare_models(setup: dict) -> dict:
-    """Convert both exports and quantize the encoder before any timing starts."""
+    """Make the IR the chosen rows use (the fused and plain exports, the INT8 encoder) before any timing starts."""
     from utils.convert import ensure_sam_ir
     from utils.quantize import ensure_int8_encoder
 
-    fused = ensure_sam_ir(setup["model_type"], setup["models_dir"])
-    plain = ensure_sam_ir(setup["model_type"], setup["models_dir"], fused_attention=False)
-    int8 = ensure_int8_encoder(setup["model_type"], setup["models_dir"], setup["calibration_dir"], setup["subset_size"])
-    return {"fused": fused, "plain": plain, "int8": int8}
+    chosen = [ROWS[name] for name in setup["rows"] if ROWS[name]["backend"] == "openvino"]
+    models = {}
+    if any(spec["fused"] for spec in chosen):
+        models["fused"] = ensure_sam_ir(setup["model_type"], setup["models_dir"])
+    if any(not spec["fused"] for spec in chosen):
+        models["plain"] = ensure_sam_ir(setup["model_type"], setup["models_dir"], fused_attention=False)
+    if any(spec["int8"] for spec in chosen):
+        models["int8"] = ensure_int8_encoder(
+            setup["model_type"], setup["models_dir"], setup["calibration_dir"], setup["subset_size"]
+        )
+    return models
 
 
 def export_onnx_in_subprocess(setup: dict) -> str | None:
@@ -297,10 +312,13 @@ def export_onnx_in_subprocess(setup: dict) -> str | None:
     return f"ONNX export failed: {error}" if error else None
 
 
-def not_run_reason(spec: dict, cpu: dict, setup: dict) -> str | None:
-    """Why a row is not measured on this machine (no native bf16, a peer's runtime missing), or None."""
+def not_run_reason(name: str, cpu: dict, setup: dict) -> str | None:
+    """Why a row is not measured (not chosen, no native bf16 here, a peer's runtime missing), or None."""
     from benchmarks.peers import onnxruntime_missing, torch_compile_missing
 
+    spec = ROWS[name]
+    if name not in setup["rows"]:
+        return "not among the chosen rows (--rows)"
     if spec.get("autocast") and not native_bf16(cpu) and not setup["force_bf16"]:
         return "no native bf16 (AVX-512 BF16 or AMX) on this CPU; --force-bf16 measures it anyway"
     if spec.get("compile"):
@@ -352,7 +370,7 @@ def run(settings: dict) -> dict:
     models = prepare_models(settings)
     rows = {}
     for name, spec in ROWS.items():
-        reason = not_run_reason(spec, cpu, settings)
+        reason = not_run_reason(name, cpu, settings)
         failure = export_onnx_in_subprocess(settings) if spec["backend"] == "onnxruntime" and not reason else None
         if reason:
             rows[name] = unmeasured_row("not_measured", reason)
@@ -369,7 +387,7 @@ def run(settings: dict) -> dict:
         "weights": describe_weights(settings["model_type"]),
         "settings": settings,
         "rows": rows,
-        "int8_accuracy": int8_accuracy(models, settings),
+        "int8_accuracy": int8_accuracy(models, settings) if INT8_ROW in settings["rows"] else None,
         "failed": failed_measurements(rows),
     }
     table = markdown(result)
@@ -386,7 +404,9 @@ def parse_settings(argv: list[str] | None) -> tuple[dict, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for key, default in DEFAULTS.items():
         flag = "--" + key.replace("_", "-")
-        if isinstance(default, bool):
+        if key == "rows":
+            parser.add_argument(flag, nargs="+", choices=list(ROWS), default=default, metavar="ROW", help=HELP[key])
+        elif isinstance(default, bool):
             parser.add_argument(flag, action="store_true", help=HELP.get(key))
         else:
             parser.add_argument(flag, type=type(default), default=default, help=HELP.get(key))

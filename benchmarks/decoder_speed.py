@@ -67,14 +67,15 @@ def prompt_inputs(image: np.ndarray, batch: int) -> dict[str, np.ndarray]:
 
 
 def torch_modules(sam) -> dict:
-    from utils import export_wrappers as wrappers
+    from utils import decoder_split
+    from utils.export_wrappers import ImageEncoderModel, PromptDecoderModel
 
     return {
-        "encoder": wrappers.ImageEncoderModel(sam).eval(),
-        "whole": wrappers.PromptDecoderModel(sam).eval(),
-        "image side": wrappers.DecoderImageSide(sam).eval(),
-        "prompt side": wrappers.DecoderPromptSide(sam).eval(),
-        "prompt side with mask": wrappers.DecoderPromptSideWithMask(sam).eval(),
+        "encoder": ImageEncoderModel(sam).eval(),
+        "whole": PromptDecoderModel(sam).eval(),
+        "image side": decoder_split.DecoderImageSide(sam).eval(),
+        "prompt side": decoder_split.DecoderPromptSide(sam).eval(),
+        "prompt side with mask": decoder_split.DecoderPromptSideWithMask(sam).eval(),
     }
 
 
@@ -143,7 +144,7 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
         for key in xml_files:
             name = "whole decoder" if key == "whole" else f"split decoder, {key}"
             request = core.compile_model(ir_folder / xml_files[key], "CPU", config).create_infer_request()
-            # inputs read in place, as OVSamPredictor runs them (a copy of the image side's 14 MB costs ~2 ms)
+            # inputs read in place, as OVSamPredictor runs them (a copy of the image side's 14 MB would be timed too)
             row = _row(lambda feed, request=request: request.infer(feed, share_inputs=True), inputs[key], repeats)
             row["encoder_gmac_per_s"], row["gmac_per_prompt"] = encoder_rate, gmac[key]
             if key == "prompt side":
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = run(sam, encoder_xml.parent, read_rgb_image(args.image), args.repeats, 5 if args.profile else 0)
     images = {path.name: read_rgb_image(path) for path in image_files(args.agreement_dir)}
     result["precision_agreement"] = decoder_precision_agreement(encoder_xml.parent, images)
-    result.update(cpu=cpu, model_type=args.model_type)
+    result.update(cpu=cpu, model_type=args.model_type, settings={"repeats": args.repeats})
     print()
     print(markdown(result))
     write_json(result, args.output)
