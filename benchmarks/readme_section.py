@@ -1,0 +1,94 @@
+"""The README's measured figures, written from the benchmark results committed in benchmarks/published/.
+
+    .venv/bin/python -m benchmarks.compare --output-dir benchmarks/published    # measure (writes compare.json)
+    .venv/bin/python -m benchmarks.decoder_speed --profile --output benchmarks/published/decoder_speed.json
+    .venv/bin/python -m benchmarks.readme_section            # rewrite README.md between the markers
+    .venv/bin/python -m benchmarks.readme_section --check    # exit 1 where README.md differs (the tests do this)
+
+Each section of README.md between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->`` is the
+markdown that the benchmark itself prints (`benchmarks.compare_table.markdown`,
+`benchmarks.decoder_speed.markdown`) for the committed JSON, so no figure in it is typed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+from benchmarks.report import ROOT
+
+PUBLISHED = ROOT / "benchmarks" / "published"
+README = ROOT / "README.md"
+
+
+def _compare_markdown(result: dict) -> str:
+    from benchmarks.compare_table import markdown
+
+    return markdown(result)
+
+
+def _decoder_speed_markdown(result: dict) -> str:
+    """The CPU, then the decoder benchmark's own table, without the per-layer profiles (they stay in the JSON)."""
+    from benchmarks.decoder_speed import markdown
+    from utils.precision import isa_line
+
+    cpu = result["cpu"]
+    return f"CPU: {cpu['cpu']}; {isa_line(cpu)}. OpenVINO {cpu['openvino']}.\n\n" + markdown(result | {"profiles": {}})
+
+
+SECTIONS: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "compare": ("compare.json", _compare_markdown),
+    "decoder_speed": ("decoder_speed.json", _decoder_speed_markdown),
+}
+"""Section name -> (results file in benchmarks/published/, the benchmark's own markdown for it)."""
+
+
+def section_text(name: str, published: Path = PUBLISHED) -> str:
+    """What README.md holds between the markers of section ``name``: the file, its numeric settings, its tables."""
+    filename, render = SECTIONS[name]
+    result = json.loads((published / filename).read_text())
+    numeric = {
+        key: value
+        for key, value in result.get("settings", {}).items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    return f"From `benchmarks/published/{filename}` (settings: {json.dumps(numeric)}):\n\n{render(result)}"
+
+
+def regenerate(readme: str, published: Path = PUBLISHED) -> str:
+    """``readme`` with every generated section rewritten from the results in ``published``."""
+    for name in SECTIONS:
+        pattern = re.compile(rf"(<!-- generated: {name} -->\n).*?(<!-- end: {name} -->)", re.DOTALL)
+        if not pattern.search(readme):
+            raise ValueError(f"README.md has no markers for the generated section {name!r}")
+        text = section_text(name, published)
+        readme = pattern.sub(lambda match, text=text: f"{match[1]}{text}\n{match[2]}", readme)
+    return readme
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 where README.md differs")
+    args = parser.parse_args(argv)
+    current = README.read_text(encoding="utf-8")
+    wanted = regenerate(current)
+    if args.check:
+        if wanted != current:
+            print(
+                "README.md's generated sections differ from benchmarks/published/: run "
+                "python -m benchmarks.readme_section",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    README.write_text(wanted, encoding="utf-8")
+    print(f"written: {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
