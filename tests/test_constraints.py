@@ -1,0 +1,107 @@
+"""The README's set-up resolves on every OS and Python it promises, checked here on Linux.
+
+`constraints.txt` is one universal lock (its first lines give the command that writes it). For each
+supported leg, an operating system and machine with a Python version, uv resolves the full, light and
+benchmark installs against it, taking only wheels, as pip does on a participant's laptop: a pin without a
+wheel for that leg, or one that needs a newer Python, fails here before anyone meets it in a room. The legs
+that cannot be supported are checked too, so the README's statement about them stays true.
+
+Needs the package registry (PyPI), as the set-up does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from uv import find_uv_bin
+
+ROOT = Path(__file__).resolve().parent.parent
+CONSTRAINTS = ROOT / "constraints.txt"
+
+INSTALLS = {
+    "full": ["requirements.txt"],
+    "light": ["requirements-light.txt"],
+    "benchmarks": ["requirements.txt", "requirements-benchmarks.txt"],
+}
+"""The README's three installs, each a set of requirement files taken with ``-c constraints.txt``."""
+
+PLATFORMS = {
+    "linux-x86_64": ("x86_64-manylinux_2_28", {}),
+    "linux-aarch64": ("aarch64-manylinux_2_35", {}),  # OpenVINO's aarch64 wheels need glibc 2.35 (Ubuntu 22.04)
+    "windows-x86_64": ("x86_64-pc-windows-msvc", {}),
+    "macos14-arm64": ("aarch64-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": "14.0"}),
+}
+"""Supported operating systems: uv's target platform and the environment that selects its OS version."""
+
+PYTHONS = ["3.10", "3.11", "3.11.2", "3.12", "3.13"]
+"""Every supported minor version, and 3.11.2: Debian 12's own, the oldest patch release a common distribution ships."""
+
+UNSUPPORTED = {
+    # PyTorch 2.14 has macOS wheels for macOS 14 and later only; OpenVINO runs there, so the light install does
+    ("macos13-arm64", "full"): ("aarch64-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": "13.0"}, "torch"),
+    # OpenVINO no longer publishes wheels for Intel Macs
+    ("macos14-x86_64", "light"): ("x86_64-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": "14.0"}, "openvino"),
+}
+"""Legs the README names as unsupported: (leg, install) -> (platform, environment, the package that has no wheel)."""
+
+
+def resolve(install: str, platform: str, python: str, environment: dict) -> subprocess.CompletedProcess:
+    """uv's resolution of one install for one platform and Python, wheels only, against constraints.txt.
+
+    It first tries from uv's cache alone (``--offline``): asking the registry again whether each of some
+    230 pinned packages changed takes seconds per leg, and a pinned version's files do not change. Whatever
+    the cache cannot answer, or answers with a failure, is resolved again against the registry, so only a
+    failure the registry confirms counts.
+    """
+    command = [find_uv_bin(), "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--only-binary", ":all:"]
+    command += ["--python-platform", platform, "--python-version", python, "-c", str(CONSTRAINTS)]
+    command += [str(ROOT / name) for name in INSTALLS[install]]
+    environment = {**os.environ, **environment}
+    done = subprocess.run([*command, "--offline"], cwd=ROOT, env=environment, capture_output=True, text=True)
+    if done.returncode != 0:
+        done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
+    return done
+
+
+def pinned_names() -> set[str]:
+    """The normalised names of every package constraints.txt pins (on any leg)."""
+    names = set()
+    for line in CONSTRAINTS.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9._-]+)==", line)
+        if match:
+            names.add(re.sub(r"[-_.]+", "-", match.group(1)).lower())
+    return names
+
+
+def resolved_names(output: str) -> set[str]:
+    return {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower() for line in output.splitlines() if "==" in line}
+
+
+def test_constraints_file_starts_with_the_command_that_writes_it():
+    header = CONSTRAINTS.read_text().splitlines()[:2]
+    assert "uv pip compile --universal" in header[1] and "requirements.txt requirements-benchmarks.txt" in header[1]
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+@pytest.mark.parametrize("leg", PLATFORMS)
+def test_every_install_resolves_with_wheels_only(leg, python):
+    platform, environment = PLATFORMS[leg]
+    with ThreadPoolExecutor(len(INSTALLS)) as pool:
+        results = dict(zip(INSTALLS, pool.map(lambda name: resolve(name, platform, python, environment), INSTALLS)))
+    failures = {name: done.stderr[-1500:] for name, done in results.items() if done.returncode != 0}
+    assert not failures, f"{leg}, Python {python}: {failures}"
+    unpinned = {name: resolved_names(done.stdout) - pinned_names() for name, done in results.items()}
+    assert not any(unpinned.values()), f"resolved without a pin in constraints.txt (re-lock): {unpinned}"
+
+
+@pytest.mark.parametrize("leg, install", UNSUPPORTED)
+def test_the_unsupported_legs_fail_where_the_readme_says(leg, install):
+    platform, environment, package = UNSUPPORTED[(leg, install)]
+    done = resolve(install, platform, "3.13", environment)
+    assert done.returncode != 0, f"{install} install now resolves on {leg}: update the README's list of platforms"
+    assert f"{package}==" in done.stderr, done.stderr[-1500:]
