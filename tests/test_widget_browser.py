@@ -77,7 +77,7 @@ class JupyterServer:
         self.env = isolated_environment(tmp)
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(tmp / "jupyter.log", "w")
+        self.log = (tmp / "jupyter.log").open("w")
         self.process = subprocess.Popen(
             [
                 sys.executable,

@@ -26,7 +26,7 @@ def staged_files(destination: str | os.PathLike, names: list[str], prefix: str =
         staged = [Path(tmp) / name for name in names]
         yield staged
         for path in staged:
-            os.replace(path, destination / path.name)
+            path.replace(destination / path.name)
 
 
 def write_text_atomically(path: Path, text: str) -> None:

@@ -43,7 +43,7 @@ class ChecksumError(DownloadError):
 def sha256_of(path: Path) -> str:
     """Return the hex sha256 of a file, read in chunks so large checkpoints fit in memory."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with Path(path).open("rb") as f:
         for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -82,7 +82,7 @@ def download_file(
     directory.mkdir(parents=True, exist_ok=True)
     mirror_file = _mirror_candidate(filename)
     if mirror_file is not None:
-        with open(mirror_file, "rb") as source:
+        with mirror_file.open("rb") as source:
             total = mirror_file.stat().st_size
             _fetch_into(source, total, target, sha256, f"{filename} (mirror)", show_progress, str(mirror_file))
         return target
@@ -125,7 +125,7 @@ def _fetch_into(
     received = 0
     with staged_files(target.parent, [target.name], prefix=".downloading-") as (part,):
         with (
-            open(part, "wb") as out,
+            part.open("wb") as out,
             tqdm(
                 total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=description, disable=not show_progress
             ) as bar,
