@@ -112,8 +112,23 @@ def code_digest(sources: dict[str, str]) -> str:
     digest = hashlib.sha256()
     for name, source in sources.items():
         digest.update(name.encode())
-        digest.update(ast.dump(_without_docstrings(ast.parse(source))).encode())
+        digest.update(_syntax_text(_without_docstrings(ast.parse(source))).encode())
     return digest.hexdigest()[:16]
+
+
+def _syntax_text(node: object) -> str:
+    """A syntax tree as text: each node's type and the fields that hold something, without positions.
+
+    It reads the same on every Python the README supports, so a kit made on one Python is current on another.
+    `ast.dump` does not: 3.12 added fields that stay empty here (``type_params``) and 3.13's dump leaves out
+    empty fields, so its digest differed between Python 3.11 and 3.13 (the Debian 13 check in .ci/run found it).
+    """
+    if isinstance(node, ast.AST):
+        fields = [f"{name}={_syntax_text(value)}" for name, value in ast.iter_fields(node) if value not in (None, [])]
+        return f"{type(node).__name__}({', '.join(fields)})"
+    if isinstance(node, list):
+        return f"[{', '.join(_syntax_text(item) for item in node)}]"
+    return repr(node)
 
 
 def _without_docstrings(tree: ast.Module) -> ast.Module:
