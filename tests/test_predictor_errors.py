@@ -1,4 +1,8 @@
-"""Bad input to OVSamPredictor raises an error that says what was wrong and what was expected."""
+"""Bad input to OVSamPredictor raises an error that says what was wrong and what was expected.
+
+vit_tiny's IR (SAM's own decoder behind a quick encoder) stands in for vit_b: the checks do not depend on the
+encoder's size, and the fast tests (.ci/fast-tests) need no vit_b conversion.
+"""
 
 from __future__ import annotations
 
@@ -13,22 +17,22 @@ POINT = dict(point_coords=np.array([[10, 10]]), point_labels=np.array([1]))
 
 
 @pytest.fixture(scope="module")
-def predictor(ir_f32) -> OVSamPredictor:
-    predictor = OVSamPredictor(*ir_f32)
+def predictor(tiny_ir_f32) -> OVSamPredictor:
+    predictor = OVSamPredictor(*tiny_ir_f32)
     predictor.set_image(np.zeros((40, 60, 3), np.uint8))
     return predictor
 
 
-def test_predict_before_set_image(ir_f32):
-    fresh = OVSamPredictor(*ir_f32)
+def test_predict_before_set_image(tiny_ir_f32):
+    fresh = OVSamPredictor(*tiny_ir_f32)
     with pytest.raises(RuntimeError, match="set_image"):
         fresh.predict(**POINT)
     with pytest.raises(RuntimeError, match="set_image"):
         fresh.get_image_embedding()
 
 
-def test_reset_image_forgets_the_image(ir_f32):
-    fresh = OVSamPredictor(*ir_f32)
+def test_reset_image_forgets_the_image(tiny_ir_f32):
+    fresh = OVSamPredictor(*tiny_ir_f32)
     fresh.set_image(np.zeros((8, 8), np.uint8))  # gray is converted
     assert fresh.is_image_set and fresh.original_size == (8, 8) and fresh.input_size == (1024, 1024)
     fresh.reset_image()
@@ -37,14 +41,14 @@ def test_reset_image_forgets_the_image(ir_f32):
         fresh.predict(**POINT)
 
 
-def test_missing_ir(ir_f32, tmp_path):
+def test_missing_ir(tiny_ir_f32, tmp_path):
     with pytest.raises(FileNotFoundError, match="ensure_sam_ir"):
-        OVSamPredictor(tmp_path / "image_encoder.xml", ir_f32[1])
+        OVSamPredictor(tmp_path / "image_encoder.xml", tiny_ir_f32[1])
 
 
-def test_unavailable_device(ir_f32):
+def test_unavailable_device(tiny_ir_f32):
     with pytest.raises(ValueError, match="not available"):
-        OVSamPredictor(*ir_f32, device="NPU_THAT_IS_NOT_HERE")
+        OVSamPredictor(*tiny_ir_f32, device="NPU_THAT_IS_NOT_HERE")
 
 
 @pytest.mark.parametrize(
