@@ -54,7 +54,7 @@ def resolve(install: str, platform: str, python: str, environment: dict) -> subp
     """uv's resolution of one install for one platform and Python, wheels only, against constraints.txt.
 
     It first tries from uv's cache alone (``--offline``): asking the registry again whether each of some
-    230 pinned packages changed takes seconds per leg, and a pinned version's files do not change. Whatever
+    230 pinned packages changed takes many seconds per leg, and a pinned version's files do not change. Whatever
     the cache cannot answer, or answers with a failure, is resolved again against the registry, so only a
     failure the registry confirms counts.
     """
@@ -66,6 +66,22 @@ def resolve(install: str, platform: str, python: str, environment: dict) -> subp
     if done.returncode != 0:
         done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
     return done
+
+
+def resolve_leg(platform: str, python: str, environment: dict) -> dict[str, subprocess.CompletedProcess]:
+    """Every install on one leg: the benchmark install first, which fills uv's cache with everything the
+    full and light installs (its subsets) need, so that they resolve from the cache."""
+    results = {"benchmarks": resolve("benchmarks", platform, python, environment)}
+    return results | {name: resolve(name, platform, python, environment) for name in INSTALLS if name not in results}
+
+
+@pytest.fixture(scope="module")
+def resolutions() -> dict:
+    """Every supported leg's resolutions, made side by side (the registry's answers, not the CPU, take the time)."""
+    legs = [(leg, python) for leg in PLATFORMS for python in PYTHONS]
+    with ThreadPoolExecutor(8) as pool:
+        done = pool.map(lambda leg: resolve_leg(PLATFORMS[leg[0]][0], leg[1], PLATFORMS[leg[0]][1]), legs)
+        return dict(zip(legs, done))
 
 
 def pinned_names() -> set[str]:
@@ -89,19 +105,25 @@ def test_constraints_file_starts_with_the_command_that_writes_it():
 
 @pytest.mark.parametrize("python", PYTHONS)
 @pytest.mark.parametrize("leg", PLATFORMS)
-def test_every_install_resolves_with_wheels_only(leg, python):
-    platform, environment = PLATFORMS[leg]
-    with ThreadPoolExecutor(len(INSTALLS)) as pool:
-        results = dict(zip(INSTALLS, pool.map(lambda name: resolve(name, platform, python, environment), INSTALLS)))
+def test_every_install_resolves_with_wheels_only(resolutions, leg, python):
+    results = resolutions[(leg, python)]
     failures = {name: done.stderr[-1500:] for name, done in results.items() if done.returncode != 0}
     assert not failures, f"{leg}, Python {python}: {failures}"
     unpinned = {name: resolved_names(done.stdout) - pinned_names() for name, done in results.items()}
     assert not any(unpinned.values()), f"resolved without a pin in constraints.txt (re-lock): {unpinned}"
 
 
+@pytest.fixture(scope="module")
+def unsupported_resolutions() -> dict:
+    """The unsupported legs' resolutions, side by side (a failure is always confirmed by the registry)."""
+    with ThreadPoolExecutor(len(UNSUPPORTED)) as pool:
+        done = pool.map(lambda key: resolve(key[1], UNSUPPORTED[key][0], "3.13", UNSUPPORTED[key][1]), UNSUPPORTED)
+        return dict(zip(UNSUPPORTED, done))
+
+
 @pytest.mark.parametrize("leg, install", UNSUPPORTED)
-def test_the_unsupported_legs_fail_where_the_readme_says(leg, install):
-    platform, environment, package = UNSUPPORTED[(leg, install)]
-    done = resolve(install, platform, "3.13", environment)
+def test_the_unsupported_legs_fail_where_the_readme_says(unsupported_resolutions, leg, install):
+    package = UNSUPPORTED[(leg, install)][2]
+    done = unsupported_resolutions[(leg, install)]
     assert done.returncode != 0, f"{install} install now resolves on {leg}: update the README's list of platforms"
     assert f"{package}==" in done.stderr, done.stderr[-1500:]
