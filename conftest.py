@@ -24,3 +24,4 @@ def pytest_configure(config):
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("TQDM_MININTERVAL", "5")
+    os.environ["SAM_OV_PLAIN_PROGRESS"] = "1"  # NNCF's bars printed once, not redrawn (utils.quantize)
