@@ -127,7 +127,8 @@ def show_preprocessing(image: np.ndarray, point: np.ndarray) -> plt.Figure:
         (
             shown,
             mapped,
-            "normalised and zero-padded to 1024x1024\n(drawn rescaled; the padding, 0, is the mean colour)",
+            "normalised and zero-padded to 1024x1024\n"
+            "(drawn min-max rescaled: the padding, 0, is the mean colour, shown grey)",
         ),
     )
     figure, axes = plt.subplots(1, 3, figsize=(16, 4.6))
