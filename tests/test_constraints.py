@@ -41,6 +41,9 @@ PLATFORMS = {
 PYTHONS = ["3.10", "3.11", "3.11.2", "3.12", "3.13"]
 """Every supported minor version, and 3.11.2: Debian 12's own, the oldest patch release a common distribution ships."""
 
+LIGHT_ONLY = {"macos13-arm64": ("aarch64-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": "13.0"})}
+"""Legs where the README supports the light install only: leg -> (platform, environment)."""
+
 UNSUPPORTED = {
     # PyTorch 2.14 has macOS wheels for macOS 14 and later only; OpenVINO runs there, so the light install does
     ("macos13-arm64", "full"): ("aarch64-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": "13.0"}, "torch"),
@@ -127,3 +130,11 @@ def test_the_unsupported_legs_fail_where_the_readme_says(unsupported_resolutions
     done = unsupported_resolutions[(leg, install)]
     assert done.returncode != 0, f"{install} install now resolves on {leg}: update the README's list of platforms"
     assert f"{package}==" in done.stderr, done.stderr[-1500:]
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+@pytest.mark.parametrize("leg", LIGHT_ONLY)
+def test_the_light_install_resolves_where_only_it_is_supported(leg, python):
+    platform, environment = LIGHT_ONLY[leg]
+    done = resolve("light", platform, python, environment)
+    assert done.returncode == 0, f"{leg}, Python {python}: {done.stderr[-1500:]}"
