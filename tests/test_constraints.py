@@ -12,12 +12,13 @@ Needs the package registry (PyPI), as the set-up does.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 from uv import find_uv_bin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,25 +81,28 @@ def resolve_leg(platform: str, python: str, environment: dict) -> dict[str, subp
 
 @pytest.fixture(scope="module")
 def resolutions() -> dict:
-    """Every supported leg's resolutions, made side by side (the registry's answers, not the CPU, take the time)."""
-    legs = [(leg, python) for leg in PLATFORMS for python in PYTHONS]
+    """(leg, python) -> {install: resolution} for every supported leg (all installs) and every light-only leg,
+    made side by side: the registry's answers, not the CPU, take the time."""
+
+    def resolve_any(leg: str, python: str) -> dict[str, subprocess.CompletedProcess]:
+        if leg in LIGHT_ONLY:
+            return {"light": resolve("light", LIGHT_ONLY[leg][0], python, LIGHT_ONLY[leg][1])}
+        return resolve_leg(PLATFORMS[leg][0], python, PLATFORMS[leg][1])
+
+    legs = [(leg, python) for leg in (*PLATFORMS, *LIGHT_ONLY) for python in PYTHONS]
     with ThreadPoolExecutor(8) as pool:
-        done = pool.map(lambda leg: resolve_leg(PLATFORMS[leg[0]][0], leg[1], PLATFORMS[leg[0]][1]), legs)
-        return dict(zip(legs, done))
+        return dict(zip(legs, pool.map(lambda leg: resolve_any(*leg), legs)))
 
 
-def pinned_names() -> set[str]:
+@cache
+def pinned_names() -> frozenset[str]:
     """The normalised names of every package constraints.txt pins (on any leg)."""
-    names = set()
-    for line in CONSTRAINTS.read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9._-]+)==", line)
-        if match:
-            names.add(re.sub(r"[-_.]+", "-", match.group(1)).lower())
-    return names
+    return frozenset(names_in(CONSTRAINTS.read_text()))
 
 
-def resolved_names(output: str) -> set[str]:
-    return {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower() for line in output.splitlines() if "==" in line}
+def names_in(requirements: str) -> set[str]:
+    """The normalised names of the ``name==version`` lines in a requirements text."""
+    return {canonicalize_name(line.split("==")[0]) for line in requirements.splitlines() if "==" in line}
 
 
 def test_constraints_file_starts_with_the_command_that_writes_it():
@@ -112,7 +116,7 @@ def test_every_install_resolves_with_wheels_only(resolutions, leg, python):
     results = resolutions[(leg, python)]
     failures = {name: done.stderr[-1500:] for name, done in results.items() if done.returncode != 0}
     assert not failures, f"{leg}, Python {python}: {failures}"
-    unpinned = {name: resolved_names(done.stdout) - pinned_names() for name, done in results.items()}
+    unpinned = {name: names_in(done.stdout) - pinned_names() for name, done in results.items()}
     assert not any(unpinned.values()), f"resolved without a pin in constraints.txt (re-lock): {unpinned}"
 
 
@@ -134,7 +138,6 @@ def test_the_unsupported_legs_fail_where_the_readme_says(unsupported_resolutions
 
 @pytest.mark.parametrize("python", PYTHONS)
 @pytest.mark.parametrize("leg", LIGHT_ONLY)
-def test_the_light_install_resolves_where_only_it_is_supported(leg, python):
-    platform, environment = LIGHT_ONLY[leg]
-    done = resolve("light", platform, python, environment)
+def test_the_light_install_resolves_where_only_it_is_supported(resolutions, leg, python):
+    done = resolutions[(leg, python)]["light"]
     assert done.returncode == 0, f"{leg}, Python {python}: {done.stderr[-1500:]}"
