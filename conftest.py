@@ -19,7 +19,7 @@ RANDOM_SEED = "0"
 def pytest_configure(config):
     os.environ["SAM_RANDOM_WEIGHTS_SEED"] = RANDOM_SEED
     os.environ["SAM_OV_SKIP_GRADIO_LAUNCH"] = "1"  # notebook 04 builds its gradio app but must not serve it
-    # notebook 06's benchmark runs one row on vit_b (tests/test_benchmarks.py runs every row on vit_tiny)
+    # notebook 07's benchmark runs one row on vit_b (tests/test_benchmarks.py runs every row on vit_tiny)
     os.environ["SAM_OV_BENCHMARK_ROWS"] = "OpenVINO default, fused export"
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("MPLBACKEND", "Agg")

@@ -4,7 +4,7 @@
     .venv/bin/python -m benchmarks.compare --repeats 1 --prompt-repeats 3 --amg-points-per-side 8 --throughput-images 2
     .venv/bin/python -m benchmarks.compare --rows "PyTorch eager f32" "OpenVINO INT8 encoder"   # some rows only
 
-From Python (notebook 06): ``compare.run(compare.settings(repeats=1, ...))`` returns the result.
+From Python (notebook 07): ``compare.run(compare.settings(repeats=1, ...))`` returns the result.
 
 Rows: PyTorch eager f32, PyTorch bf16 autocast, PyTorch with torch.compile (f32), ONNX
 Runtime (f32, on segment_anything's ONNX export, see `benchmarks.peers`), OpenVINO f32 hint,

@@ -138,7 +138,7 @@ def test_worker_failure_is_returned_not_raised():
 
 def test_compare_benchmark_writes_table_json_and_chart_with_every_row(tmp_path):
     """The one benchmark command on tiny settings and vit_tiny, every row in its own process. Sizes and ratios
-    are checked against values computed here; vit_b runs one row of the same command in notebook 06."""
+    are checked against values computed here; vit_b runs one row of the same command in notebook 07."""
     from utils.checkpoints import load_sam
     from utils.ir_store import INT8_ENCODER_XML, ir_directory
 

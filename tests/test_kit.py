@@ -15,13 +15,23 @@ from utils import prefetch
 from utils.checkpoints import weights_id
 from utils.convert import ensure_sam_ir
 from utils.download import MIRROR_ENV
-from utils.ir_store import KIT_IR_FOLDER, STAMP_FILE, conversion_stamp, ir_directory, ir_files, take_from_kit
+from utils.ir_store import (
+    INT8_STAMP_FILE,
+    KIT_IR_FOLDER,
+    STAMP_FILE,
+    conversion_stamp,
+    int8_files,
+    ir_directory,
+    ir_files,
+    take_from_kit,
+)
 
 ROOT = DATA.parent
 LIGHT_INSTALL = """
 import sys
 sys.modules["torch"] = None  # the light install: any import of torch fails
 sys.modules["segment_anything"] = None
+sys.modules["nncf"] = None
 sys.path.insert(0, sys.argv[1])
 from utils.convert import ensure_sam_ir
 """
@@ -53,6 +63,9 @@ def test_light_install_takes_the_ir_from_the_kit_and_segments(kit, tmp_path):
         STAMP_FILE,
         "image_encoder.bin",
         "image_encoder.xml",
+        "image_encoder_int8.bin",
+        "image_encoder_int8.json",
+        "image_encoder_int8.xml",
         "prompt_decoder.bin",
         "prompt_decoder.xml",
         "prompt_decoder_image_side.bin",
@@ -80,6 +93,56 @@ print("segmented without torch:", masks.shape)
     copied = ir_directory("vit_b", tmp_path / "models")
     assert (copied / STAMP_FILE).read_text() == (kit_folder / STAMP_FILE).read_text()
     assert not list(copied.glob(".from-kit-*")), "a temporary folder was left behind"
+
+
+def test_light_install_takes_the_int8_encoder_from_the_kit(kit, tmp_path):
+    done = run_light(
+        """
+import numpy as np
+from utils.predictor import OVSamPredictor
+from utils.quantize import ensure_int8_encoder
+int8_xml = ensure_int8_encoder("vit_b", sys.argv[2])
+predictor = OVSamPredictor(int8_xml, ensure_sam_ir("vit_b", sys.argv[2])[1])
+predictor.set_image(np.zeros((60, 90, 3), np.uint8))
+print("INT8 without NNCF:", int8_xml.name, predictor.get_image_embedding().shape)
+""",
+        kit,
+        tmp_path / "models",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "INT8 without NNCF: image_encoder_int8.xml (1, 256, 64, 64)" in done.stdout
+    kit_stamp = kit / KIT_IR_FOLDER / ir_directory("vit_b", ".").name / INT8_STAMP_FILE
+    assert (ir_directory("vit_b", tmp_path / "models") / INT8_STAMP_FILE).read_text() == kit_stamp.read_text()
+
+
+def test_light_install_with_a_kit_without_int8_says_nncf_is_missing(kit, tmp_path):
+    older = tmp_path / "kit"
+    shutil.copytree(kit, older)
+    for path in int8_files(older / KIT_IR_FOLDER / ir_directory("vit_b", ".").name):
+        path.unlink()
+    done = run_light(
+        'from utils.quantize import ensure_int8_encoder; ensure_int8_encoder("vit_b", sys.argv[2])',
+        older,
+        tmp_path / "models",
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ModuleNotFoundError: Quantizing needs NNCF") and "workshop kit" in last
+
+
+def test_stale_int8_in_the_kit_is_an_error_without_nncf(kit, tmp_path):
+    stale = tmp_path / "kit"
+    shutil.copytree(kit, stale)
+    stamp_path = stale / KIT_IR_FOLDER / ir_directory("vit_b", ".").name / INT8_STAMP_FILE
+    stamp = json.loads(stamp_path.read_text())
+    stamp["calibration"] = ["another-image.jpg"]
+    stamp_path.write_text(json.dumps(stamp))
+    done = run_light(
+        'from utils.quantize import ensure_int8_encoder; ensure_int8_encoder("vit_b", sys.argv[2])',
+        stale,
+        tmp_path / "models",
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    assert "KitError" in last and "stale: calibration ['another-image.jpg']" in last and "needs NNCF" in last
 
 
 def test_incomplete_kit_names_the_missing_file_and_the_command(kit, tmp_path):

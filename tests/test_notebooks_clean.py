@@ -66,3 +66,28 @@ def test_name_title_and_parameters(path):
     assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# ")
     sources = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
     assert any(re.search(r"^MODEL_TYPE = ", source, re.M) for source in sources), "no parameters cell"
+
+
+def readme_run_times() -> dict[str, str]:
+    """The README's table of notebooks: notebook number -> its run-time cell, the one place run times are written."""
+    readme = (NOTEBOOKS[0].parent.parent / "README.md").read_text()
+    rows = re.findall(r"^\| \[(\d\d)-[a-z0-9-]+\]\(notebooks/[^)]+\)[^|]*\|[^|]*\| (.+) \|$", readme, re.M)
+    return dict(rows)
+
+
+def test_the_readme_gives_every_notebook_a_run_time():
+    assert sorted(readme_run_times()) == [path.name[:2] for path in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_header_run_time_is_the_readmes(path):
+    header = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    assert f"**Run time:** {readme_run_times()[path.name[:2]]};" in header, "header and README disagree on run time"
+
+
+def test_teaching_guide_run_times_are_the_readmes():
+    """docs/teaching.md's plan quotes each notebook's run time as the README's table gives it."""
+    guide = (NOTEBOOKS[0].parent.parent / "docs" / "teaching.md").read_text()
+    for number, run_time in readme_run_times().items():
+        row = next(line for line in guide.splitlines() if f"](../notebooks/{number}-" in line and line.startswith("|"))
+        assert row.rstrip().endswith(f"| {run_time} |"), f"notebook {number}: the guide's run time is not the README's"

@@ -161,7 +161,7 @@ def _require_full_install() -> None:
     if missing:
         raise ModuleNotFoundError(
             f"This step builds SAM in PyTorch, and this Python has no {' or '.join(missing)}: it is the light install. "
-            "Install the full one (pip install -r requirements.txt -c constraints.txt), or, for notebooks 02 to 05, "
+            "Install the full one (pip install -r requirements.txt -c constraints.txt), or, for notebooks 02 to 06, "
             "point SAM_OV_MIRROR at a workshop kit with ready IR (python -m utils.prefetch KIT --with-ir)."
         )
 

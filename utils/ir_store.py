@@ -18,7 +18,8 @@ last, so an interrupted run never leaves IR that looks finished.
 A workshop kit (``python -m utils.prefetch KIT --with-ir``) holds ready IR under
 ``KIT/ir/<folder name>``. With ``SAM_OV_MIRROR=KIT`` set, `take_from_kit` copies it
 into ``models_dir`` when its stamp matches, so a light install without PyTorch runs
-the notebooks without converting anything.
+the notebooks without converting anything. The kit also holds the INT8 encoder
+(`take_int8_from_kit`), so the light install, which has no NNCF, quantizes nothing either.
 """
 
 from __future__ import annotations
@@ -173,15 +174,35 @@ def take_from_kit(folder: Path, stamp: dict) -> bool:
     with a warning, so the caller converts instead. A current kit with files missing
     raises `KitError`.
     """
+    return _take_from_kit(
+        folder, _stamped_ir_files, stamp, bool(missing_full_install()), "Converting here needs PyTorch"
+    )
+
+
+def take_int8_from_kit(folder: Path, stamp: dict) -> bool:
+    """`take_from_kit` for the INT8 encoder (``image_encoder_int8.*`` and its stamp): where NNCF is missing
+    (the light install) a stale or incomplete kit is an error, elsewhere a stale one is skipped and the caller
+    quantizes instead."""
+    return _take_from_kit(folder, int8_files, stamp, missing_nncf(), "Quantizing here needs NNCF")
+
+
+def missing_nncf() -> bool:
+    """True where NNCF cannot be imported (the light install), found without importing it."""
+    return importlib.util.find_spec("nncf") is None
+
+
+def _take_from_kit(folder: Path, files_of, stamp: dict, cannot_make_here: bool, making_needs: str) -> bool:
+    """Copy ``files_of(kit folder)`` (its stamp last) into ``folder`` when the kit's stamp equals ``stamp``."""
     kit = os.environ.get(MIRROR_ENV)
     if not kit:
         return False
     source = Path(kit) / KIT_IR_FOLDER / folder.name
-    if not source.is_dir():
+    files = files_of(source)
+    if not any(path.is_file() for path in files):
         return False
     remake = f"remake it on a machine with the full install: python -m utils.prefetch {kit} --with-ir"
-    missing = [path.name for path in _stamped_ir_files(source) if not path.is_file()]
-    found = read_stamp(source / STAMP_FILE)
+    missing = [path.name for path in files if not path.is_file()]
+    found = read_stamp(files[-1])
     if missing and found in (None, stamp):
         raise KitError(f"The workshop kit {source} is incomplete, it lacks {', '.join(missing)}: {remake}.")
     found = found or {}
@@ -192,17 +213,31 @@ def take_from_kit(folder: Path, stamp: dict) -> bool:
             if found.get(key) != value
         )
         message = f"The IR in the workshop kit {source} is stale: {differences}"
-        if missing_full_install():
-            raise KitError(f"{message}. Converting here needs PyTorch, which this install lacks: {remake}.")
-        warnings.warn(f"{message}; converting here instead.", stacklevel=2)
+        if cannot_make_here:
+            raise KitError(f"{message}. {making_needs}, which this install lacks: {remake}.")
+        warnings.warn(f"{message}; making it here instead.", stacklevel=3)
         return False
-    copy_ir(source, folder, prefix=".from-kit-")
+    _copy_files(files, folder, prefix=".from-kit-")
     return True
 
 
 def copy_ir(source: Path, target: Path, prefix: str) -> None:
     """Copy the IR files and their stamp from ``source`` to ``target`` through a staged folder, stamp last."""
-    files = _stamped_ir_files(source)
+    _copy_files(_stamped_ir_files(source), target, prefix)
+
+
+def copy_int8_ir(source: Path, target: Path, prefix: str) -> None:
+    """Copy the INT8 encoder and its stamp from ``source`` to ``target`` through a staged folder, stamp last."""
+    _copy_files(int8_files(source), target, prefix)
+
+
+def int8_files(folder: Path) -> list[Path]:
+    """The INT8 encoder's .bin, .xml and then its stamp (`utils.quantize` writes them)."""
+    xml = folder / INT8_ENCODER_XML
+    return [xml.with_suffix(".bin"), xml, folder / INT8_STAMP_FILE]
+
+
+def _copy_files(files: list[Path], target: Path, prefix: str) -> None:
     with staged_files(target, [path.name for path in files], prefix=prefix) as staged:
         for original, copy in zip(files, staged):
             shutil.copyfile(original, copy)

@@ -2,13 +2,14 @@
 
     python -m utils.prefetch KIT                          # vit_b checkpoint, what the notebooks use by default
     python -m utils.prefetch KIT --models vit_b vit_l     # more model types
-    python -m utils.prefetch KIT --with-ir                # and converted IR, for the light install
+    python -m utils.prefetch KIT --with-ir                # and converted IR, FP and INT8, for the light install
 
 Copy the folder to each laptop (or a shared drive) and set ``SAM_OV_MIRROR=KIT``: every
 `download_file` call then reads from it, with the same sha256 checks, and no network is
 needed. With ``--with-ir`` the kit also holds the IR under ``KIT/ir/`` (made here, with the
-full install); `ensure_sam_ir` copies it from there when its stamp matches, so notebooks 02
-to 05 run on laptops with the light install (no PyTorch) and convert nothing.
+full install): the FP IR and the INT8 encoder quantized on ``data/calibration/``. `ensure_sam_ir`
+and `ensure_int8_encoder` copy them from there when their stamps match, so notebooks 02 to 06
+run on laptops with the light install (no PyTorch, no NNCF) and convert or quantize nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from utils.checkpoints import CHECKPOINTS, random_weights_seed
 from utils.download import MIRROR_ENV, download_file
-from utils.ir_store import KIT_IR_FOLDER, copy_ir
+from utils.ir_store import KIT_IR_FOLDER, copy_int8_ir, copy_ir
 
 
 def prefetch(mirror_dir: str | Path, model_types: list[str], show_progress: bool = True) -> list[Path]:
@@ -33,12 +34,15 @@ def prefetch(mirror_dir: str | Path, model_types: list[str], show_progress: bool
 
 
 def add_ir(kit_dir: str | Path, model_types: list[str], models_dir: str | Path = "models") -> list[Path]:
-    """Put current IR of ``model_types`` into ``KIT/ir/``, converting in ``models_dir`` first where needed.
+    """Put current IR of ``model_types`` into ``KIT/ir/``, converting and quantizing in ``models_dir`` where needed.
 
-    Conversion reads the checkpoints from the kit itself (fill it with `prefetch` first). Returns
-    the kit's IR folders. Each is written through a temporary folder, its stamp last.
+    Each model's folder gets the FP IR and the INT8 encoder (`ensure_int8_encoder`, on the default
+    calibration images). Conversion reads the checkpoints from the kit itself (fill it with `prefetch`
+    first). Returns the kit's IR folders. Each set of files is written through a temporary folder, its
+    stamp last.
     """
     from utils.convert import ensure_sam_ir  # needs PyTorch when it has to convert
+    from utils.quantize import ensure_int8_encoder  # needs NNCF when it has to quantize
 
     _check_model_types(model_types)
     folders = []
@@ -47,9 +51,11 @@ def add_ir(kit_dir: str | Path, model_types: list[str], models_dir: str | Path =
     try:
         for model_type in model_types:
             encoder_xml, _ = ensure_sam_ir(model_type, models_dir)
+            ensure_int8_encoder(model_type, models_dir)
             source = encoder_xml.parent
             target = Path(kit_dir) / KIT_IR_FOLDER / source.name
             copy_ir(source, target, prefix=".kit-")
+            copy_int8_ir(source, target, prefix=".kit-")
             folders.append(target)
     finally:
         if previous_mirror is None:
@@ -69,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m utils.prefetch", description=__doc__.split("\n\n")[0])
     parser.add_argument("mirror_dir", type=Path, help="the kit folder to fill (created if missing)")
     parser.add_argument("--models", nargs="+", default=["vit_b"], choices=sorted(CHECKPOINTS), help="default: vit_b")
-    parser.add_argument("--with-ir", action="store_true", help="also put converted IR in the kit (needs PyTorch)")
+    parser.add_argument(
+        "--with-ir", action="store_true", help="also put converted IR, FP and INT8, in the kit (needs the full install)"
+    )
     parser.add_argument("--models-dir", type=Path, default=Path("models"), help="where to convert (default: models)")
     args = parser.parse_args(argv)
     if random_weights_seed() is None:

@@ -33,7 +33,9 @@ from utils.ir_store import (
     INT8_ENCODER_XML,
     INT8_STAMP_FILE,
     STAMP_FILE,
+    missing_nncf,
     read_stamp,
+    take_int8_from_kit,
 )
 from utils.transforms import encoder_input, read_rgb_image
 
@@ -171,6 +173,8 @@ def ensure_int8_encoder(
     The stamp beside the INT8 IR records the FP IR's own stamp and the names of the
     calibration images used: change either and the encoder is quantized again.
     Checking the stamp lists the calibration folder without decoding the images.
+    With ``$SAM_OV_MIRROR`` naming a workshop kit that holds a current INT8 encoder, it is
+    copied from there, so the light install (no NNCF) needs no quantization.
     """
     encoder_xml, _ = ensure_sam_ir(model_type, models_dir)
     folder = encoder_xml.parent
@@ -183,6 +187,14 @@ def ensure_int8_encoder(
     if read_stamp(stamp_path) == stamp and int8_xml.is_file() and int8_xml.with_suffix(".bin").is_file():
         return int8_xml
     stamp_path.unlink(missing_ok=True)
+    if take_int8_from_kit(folder, stamp):
+        return int8_xml
+    if missing_nncf():
+        raise ModuleNotFoundError(
+            "Quantizing needs NNCF, which this Python lacks: it is the light install. Install the full one "
+            "(pip install -r requirements.txt -c constraints.txt), or point SAM_OV_MIRROR at a workshop kit "
+            "that holds the INT8 encoder (python -m utils.prefetch KIT --with-ir, on a full install)."
+        )
     quantize_encoder(encoder_xml, calibration_folder, subset_size, int8_xml)
     write_text_atomically(stamp_path, json.dumps(stamp, indent=2))
     return int8_xml
