@@ -10,7 +10,8 @@ import pytest
 
 from tools.refresh_notebook_outputs import CHECK_MARK, KEEP_TAG, is_kept
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_there_are_notebooks():
@@ -70,7 +71,7 @@ def test_name_title_and_parameters(path):
 
 def readme_run_times() -> dict[str, str]:
     """The README's table of notebooks: notebook number -> its run-time cell, the one place run times are written."""
-    readme = (NOTEBOOKS[0].parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     rows = re.findall(r"^\| \[(\d\d)-[a-z0-9-]+\]\(notebooks/[^)]+\)[^|]*\|[^|]*\| (.+) \|$", readme, re.M)
     return dict(rows)
 
@@ -87,7 +88,7 @@ def test_header_run_time_is_the_readmes(path):
 
 def test_teaching_guide_run_times_are_the_readmes():
     """docs/teaching.md's plan quotes each notebook's run time as the README's table gives it."""
-    guide = (NOTEBOOKS[0].parent.parent / "docs" / "teaching.md").read_text()
+    guide = (ROOT / "docs" / "teaching.md").read_text()
     for number, run_time in readme_run_times().items():
         row = next(line for line in guide.splitlines() if f"](../notebooks/{number}-" in line and line.startswith("|"))
         assert row.rstrip().endswith(f"| {run_time} |"), f"notebook {number}: the guide's run time is not the README's"

@@ -31,8 +31,8 @@ from utils.atomic import staged_files, write_text_atomically
 from utils.convert import ensure_sam_ir
 from utils.ir_store import (
     INT8_ENCODER_XML,
-    INT8_STAMP_FILE,
     STAMP_FILE,
+    int8_files,
     missing_nncf,
     read_stamp,
     take_int8_from_kit,
@@ -183,8 +183,9 @@ def ensure_int8_encoder(
         "source": read_stamp(folder / STAMP_FILE),
         "calibration": [path.name for path in images],
     }
-    int8_xml, stamp_path = folder / INT8_ENCODER_XML, folder / INT8_STAMP_FILE
-    if read_stamp(stamp_path) == stamp and int8_xml.is_file() and int8_xml.with_suffix(".bin").is_file():
+    *int8_ir, stamp_path = int8_files(folder)
+    int8_xml = folder / INT8_ENCODER_XML
+    if read_stamp(stamp_path) == stamp and all(path.is_file() for path in int8_ir):
         return int8_xml
     stamp_path.unlink(missing_ok=True)
     if take_int8_from_kit(folder, stamp):
