@@ -52,6 +52,21 @@ def test_kept_pictures_are_pictures(path):
             assert any("image/png" in output.get("data", {}) for output in cell["outputs"]), f"cell {index}: no picture"
 
 
+MARKDOWN_PICTURE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_pictures_in_the_text_are_committed(path):
+    """A picture a markdown cell links (notebook 04's widget screenshot) is a file in the repository, described."""
+    for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        for description, link in MARKDOWN_PICTURE.findall("".join(cell["source"])):
+            assert "://" not in link, f"cell {index}: {link} would need the network"
+            assert (path.parent / link).is_file(), f"cell {index}: {link} is not in the repository"
+            assert len(description.split()) >= 5, f"cell {index}: {link} needs a description for who cannot see it"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_code_cell_follows_a_sentence(path):
     cells = json.loads(path.read_text())["cells"]
