@@ -109,18 +109,18 @@ def test_onnx_export_writes_every_file_or_none(tiny_sam, tmp_path, monkeypatch):
     assert list((tmp_path / "onnx").iterdir()) == []
 
 
-def test_export_command_prints_the_paths_for_the_benchmark(tmp_path):
-    """`python -m benchmarks.peers FOLDER` (what benchmarks.compare runs as a worker) on random vit_b weights."""
+def test_export_command_prints_the_paths_for_the_benchmark(tmp_path, tiny_sam):
+    """`python -m benchmarks.peers FOLDER --model-type vit_tiny` (what benchmarks.compare runs as a worker, on
+    random weights); the encoder's weights file holds its f32 weights."""
     from benchmarks.report import run_worker
 
-    result = run_worker("benchmarks.peers", [str(tmp_path / "vit_b")])
-    assert result == {
-        "encoder": str(tmp_path / "vit_b" / peers.ONNX_ENCODER),
-        "decoder": str(tmp_path / "vit_b" / peers.ONNX_DECODER),
-    }
-    names = sorted(path.name for path in (tmp_path / "vit_b").iterdir())
+    folder = tmp_path / "vit_tiny"
+    result = run_worker("benchmarks.peers", [str(folder), "--model-type", "vit_tiny"])
+    assert result == {"encoder": str(folder / peers.ONNX_ENCODER), "decoder": str(folder / peers.ONNX_DECODER)}
+    names = sorted(path.name for path in folder.iterdir())
     assert names == sorted([peers.ONNX_ENCODER, peers.ONNX_ENCODER_WEIGHTS, peers.ONNX_DECODER])
-    assert (tmp_path / "vit_b" / peers.ONNX_ENCODER_WEIGHTS).stat().st_size > 300e6  # vit_b's f32 encoder weights
+    f32_bytes = sum(4 * tensor.numel() for tensor in tiny_sam.image_encoder.state_dict().values())
+    assert (folder / peers.ONNX_ENCODER_WEIGHTS).stat().st_size == pytest.approx(f32_bytes, rel=0.05)
 
 
 def test_missing_onnx_file_names_the_file_and_the_command(tmp_path):

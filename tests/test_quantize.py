@@ -16,6 +16,8 @@ from utils.ir_store import STAMP_FILE, ir_directory
 from utils.predictor import OVSamPredictor
 from utils.quantize import INT8_ENCODER_XML, CalibrationError, calibration_images, ensure_int8_encoder
 
+MODEL_TYPE = "vit_tiny"
+
 
 def test_missing_calibration_folder(tmp_path):
     with pytest.raises(CalibrationError, match="does not exist.*data/"):
@@ -47,31 +49,34 @@ def test_non_image_files_are_skipped(tmp_path):
     assert [path.name for path in calibration_images(tmp_path)] == ["a.JPEG", "b.jpg"]
 
 
-def test_subset_size_must_be_positive(ir_f32, tmp_path):
+def test_subset_size_must_be_positive(tiny_ir_f32, tmp_path):
     from utils.quantize import quantize_encoder
 
     with pytest.raises(ValueError, match="subset_size must be at least 1"):
-        quantize_encoder(ir_f32[0], DATA, subset_size=0, output_xml=tmp_path / "int8.xml")
+        quantize_encoder(tiny_ir_f32[0], DATA, subset_size=0, output_xml=tmp_path / "int8.xml")
 
 
 @pytest.fixture(scope="module")
-def int8_models(ir_f32, tmp_path_factory):
-    """ensure_int8_encoder on a models folder that already holds current FP IR (a copy of the session's)."""
+def int8_models(tiny_ir_f32, tmp_path_factory):
+    """ensure_int8_encoder on a models folder that already holds current FP IR (a copy of the session's).
+
+    On vit_tiny (SAM's decoder behind a one-block encoder), quantized in seconds: vit_b's INT8 encoder is
+    made once per CI run, by the workshop kit (tests/test_kit.py) that notebook 06 then uses."""
     models_dir = tmp_path_factory.mktemp("models")
-    target = ir_directory("vit_b", models_dir)
-    shutil.copytree(ir_f32[0].parent, target)
+    target = ir_directory(MODEL_TYPE, models_dir)
+    shutil.copytree(tiny_ir_f32[0].parent, target)
     stamp = json.loads((target / STAMP_FILE).read_text())
-    stamp.update(weights=weights_id("vit_b"), compress_to_fp16=True)  # what ensure_sam_ir looks for
+    stamp.update(weights=weights_id(MODEL_TYPE), compress_to_fp16=True)  # what ensure_sam_ir looks for
     (target / STAMP_FILE).write_text(json.dumps(stamp))
     calibration = tmp_path_factory.mktemp("calibration")
     cv2.imwrite(str(calibration / "portrait.png"), cv2.cvtColor(make_test_images()["portrait"], cv2.COLOR_RGB2BGR))
-    int8_xml = ensure_int8_encoder("vit_b", models_dir, calibration, subset_size=1)
-    return models_dir, calibration, int8_xml, ir_f32
+    int8_xml = ensure_int8_encoder(MODEL_TYPE, models_dir, calibration, subset_size=1)
+    return models_dir, calibration, int8_xml, tiny_ir_f32
 
 
 def test_int8_encoder_is_quantized_and_saved_beside_fp(int8_models):
     models_dir, _, int8_xml, ir_f32 = int8_models
-    assert int8_xml == ir_directory("vit_b", models_dir) / INT8_ENCODER_XML
+    assert int8_xml == ir_directory(MODEL_TYPE, models_dir) / INT8_ENCODER_XML
     op_types = {op.get_type_name() for op in ov.Core().read_model(int8_xml).get_ordered_ops()}
     assert "FakeQuantize" in op_types
     assert not list(int8_xml.parent.glob(".quantizing-*")), "a temporary folder was left behind"
@@ -110,4 +115,4 @@ def test_second_call_reuses_the_int8_ir(int8_models, monkeypatch):
         raise AssertionError("quantize_encoder must not run when the INT8 IR is current")
 
     monkeypatch.setattr("utils.quantize.quantize_encoder", fail)
-    assert ensure_int8_encoder("vit_b", models_dir, calibration, subset_size=1) == int8_xml
+    assert ensure_int8_encoder(MODEL_TYPE, models_dir, calibration, subset_size=1) == int8_xml
