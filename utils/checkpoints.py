@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from utils.download import download_file
+from utils.sam2_models import SAM2_ARCHITECTURES, SAM2_MODEL_TYPES, build_reference_model, is_sam2, load_reference_model
 
 if TYPE_CHECKING:  # torch is only needed when a model is really built
     from segment_anything.modeling import Sam
@@ -78,7 +79,8 @@ image encoder: the same interfaces and shapes as vit_b, so every code path (conv
 predictor, mask generator, benchmarks) runs on it in seconds. The tests and quick trials of
 the benchmarks use it; it segments nothing."""
 
-MODEL_TYPES = (*CHECKPOINTS, *RANDOM_ONLY_ARCHITECTURES)
+MODEL_TYPES = (*CHECKPOINTS, *RANDOM_ONLY_ARCHITECTURES, *SAM2_MODEL_TYPES)
+"""Every model type: SAM 1's checkpoints, the random-only vit_tiny, and the SAM 2 family (`utils.sam2_models`)."""
 
 
 class CheckpointError(RuntimeError):
@@ -87,6 +89,8 @@ class CheckpointError(RuntimeError):
 
 def get_checkpoint(model_type: str) -> Checkpoint:
     """Return the registry entry for ``model_type`` or raise listing the valid ones."""
+    if is_sam2(model_type):
+        raise ValueError(f"{model_type} is on the Hugging Face hub, not a checkpoint file: see utils.sam2_models.")
     if model_type in RANDOM_ONLY_ARCHITECTURES:
         raise ValueError(
             f"{model_type} has no checkpoint: it is built with random weights only, with {RANDOM_WEIGHTS_ENV} set."
@@ -118,7 +122,16 @@ def weights_id(model_type: str) -> str:
     seed = random_weights_seed()
     if seed is not None and model_type in MODEL_TYPES:
         return f"{model_type}:random-seed-{seed}"
+    if is_sam2(model_type):
+        architecture = SAM2_ARCHITECTURES[model_type]
+        return f"{model_type}:hub-{architecture.repo_id}@{architecture.revision}"
     return f"{model_type}:sha256-{get_checkpoint(model_type).sha256}"
+
+
+def check_model_type(model_type: str) -> None:
+    """Raise ValueError naming the valid model types when ``model_type`` is none of them."""
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"Unknown SAM model type {model_type!r}; choose one of: {', '.join(MODEL_TYPES)}.")
 
 
 def describe_weights(model_type: str) -> str:
@@ -128,6 +141,11 @@ def describe_weights(model_type: str) -> str:
         return (
             f"WARNING: {RANDOM_WEIGHTS_ENV}={seed} is set, so SAM {model_type} has RANDOM weights: "
             "every mask and score below is MEANINGLESS (only shapes and timings are real)."
+        )
+    if is_sam2(model_type):
+        architecture = SAM2_ARCHITECTURES[model_type]
+        return (
+            f"{model_type} with the official weights {architecture.repo_id}@{architecture.revision} (Hugging Face hub)"
         )
     return f"SAM {model_type} with the official checkpoint {get_checkpoint(model_type).url}"
 
@@ -150,14 +168,19 @@ def _randomise_rel_pos(sam: "Sam", std: float = 0.02) -> "Sam":
     return sam
 
 
-def missing_full_install() -> list[str]:
-    """The modules of the full install (PyTorch, segment_anything) this Python lacks, found without importing them."""
-    return [name for name in ("torch", "segment_anything") if importlib.util.find_spec(name) is None]
+FULL_INSTALL_MODULES = ("torch", "segment_anything", "transformers")
+"""What building a model needs: PyTorch, and the reference implementations of SAM 1 and of the SAM 2 family."""
 
 
-def _require_full_install() -> None:
+def missing_full_install(modules: tuple[str, ...] = FULL_INSTALL_MODULES) -> list[str]:
+    """The modules of the full install this Python lacks, found without importing them."""
+    return [name for name in modules if importlib.util.find_spec(name) is None]
+
+
+def _require_full_install(model_type: str) -> None:
     """One clear sentence where the light install (no PyTorch) reaches a step that needs it."""
-    missing = missing_full_install()
+    needed = ("torch", "transformers", "timm") if is_sam2(model_type) else ("torch", "segment_anything")
+    missing = missing_full_install(needed)
     if missing:
         raise ModuleNotFoundError(
             f"This step builds SAM in PyTorch, and this Python has no {' or '.join(missing)}: it is the light install. "
@@ -173,23 +196,26 @@ def load_sam(
 ) -> "Sam":
     """Build a SAM model in eval mode: the official checkpoint, or random weights when switched on.
 
-    The checkpoint is downloaded (or taken from the workshop mirror) into
+    For the SAM 2 family (`utils.sam2_models`) it is transformers' `Sam2Model` or `EdgeTamModel`,
+    its weights from the Hugging Face hub. SAM 1's checkpoint is downloaded (or taken from the workshop mirror) into
     ``checkpoint_dir`` and checked by sha256. With ``$SAM_RANDOM_WEIGHTS_SEED`` set,
     nothing is downloaded and a warning says the masks will be meaningless.
     """
     seed = random_weights_seed()
+    if is_sam2(model_type):
+        _require_full_install(model_type)
+        if seed is None:
+            return load_reference_model(model_type, checkpoint_dir, show_progress)
+        _warn_random_weights(model_type, seed)
+        return build_reference_model(model_type, seed)
     checkpoint = None if seed is not None and model_type in MODEL_TYPES else get_checkpoint(model_type)
-    _require_full_install()
+    _require_full_install(model_type)
     import torch
     from segment_anything import sam_model_registry
     from segment_anything.build_sam import _build_sam
 
     if checkpoint is None:
-        warnings.warn(
-            f"{RANDOM_WEIGHTS_ENV}={seed}: building {model_type} with RANDOM weights. "
-            "Shapes and speed are real, the masks are MEANINGLESS. Unset it to use the real checkpoint.",
-            stacklevel=2,
-        )
+        _warn_random_weights(model_type, seed)
         torch.manual_seed(seed)
         architecture = RANDOM_ONLY_ARCHITECTURES.get(model_type)
         sam = _build_sam(**architecture) if architecture else sam_model_registry[model_type](checkpoint=None)
@@ -206,3 +232,11 @@ def load_sam(
             "Delete it and run again to download a fresh copy."
         ) from err
     return sam.eval()
+
+
+def _warn_random_weights(model_type: str, seed: int) -> None:
+    warnings.warn(
+        f"{RANDOM_WEIGHTS_ENV}={seed}: building {model_type} with RANDOM weights. "
+        "Shapes and speed are real, the masks are MEANINGLESS. Unset it to use the real checkpoint.",
+        stacklevel=3,
+    )

@@ -75,14 +75,19 @@ def _convert_encoder(sam: "Sam", fused: bool) -> ov.Model:
 
 
 def _convert_decoder(sam: "Sam", conversion_id: str) -> ov.Model:
-    import torch
-
     from utils.export_wrappers import DECODER_INPUT_SHAPES, PromptDecoderModel, decoder_example_input
 
-    example = decoder_example_input()
-    shapes = [(DECODER_INPUT_SHAPES[name], ov.Type.f32) for name in example]
+    return _convert_whole_decoder(PromptDecoderModel(sam), decoder_example_input(), DECODER_INPUT_SHAPES, conversion_id)
+
+
+def _convert_whole_decoder(module, example: dict, input_shapes: dict, conversion_id: str) -> ov.Model:
+    """A prompt decoder wrapper traced on ``example`` with ``input_shapes`` (-1 dynamic), its ports named, its
+    runtime info holding the conversion id."""
+    import torch
+
+    shapes = [(input_shapes[name], ov.Type.f32) for name in example]
     with torch.no_grad(), _quiet_tracing():
-        model = ov.convert_model(PromptDecoderModel(sam).eval(), example_input=example, input=shapes)
+        model = ov.convert_model(module.eval(), example_input=example, input=shapes)
     _name_ports(model.inputs, list(example))
     _name_ports(model.outputs, ["masks", "iou_predictions"])
     model.set_rt_info(conversion_id, CONVERSION_ID_KEY)
@@ -127,6 +132,52 @@ def _convert_decoder_prompt_side(sam: "Sam", conversion_id: str, with_mask: bool
     return model
 
 
+def _convert_sam2_encoder(model) -> ov.Model:
+    import torch
+
+    from utils.sam2_export import SAM2_ENCODER_OUTPUTS, Sam2ImageEncoderModel, sam2_encoder_example_input
+
+    example = sam2_encoder_example_input()
+    with torch.no_grad(), _quiet_tracing():
+        converted = ov.convert_model(
+            Sam2ImageEncoderModel(model).eval(), example_input=example, input=[tuple(example.shape)]
+        )
+    _name_ports(converted.inputs, ["image"])
+    _name_ports(converted.outputs, list(SAM2_ENCODER_OUTPUTS))
+    return converted
+
+
+def _convert_sam2_decoder(model, conversion_id: str) -> ov.Model:
+    from utils.sam2_export import SAM2_DECODER_INPUT_SHAPES, Sam2PromptDecoderModel, sam2_decoder_example_input
+
+    example = sam2_decoder_example_input()
+    return _convert_whole_decoder(Sam2PromptDecoderModel(model), example, SAM2_DECODER_INPUT_SHAPES, conversion_id)
+
+
+def _conversion_steps(sam, conversion_id: str, fused_attention: bool) -> list[tuple[str, object]]:
+    """(description, convert) per IR file, in the order of `utils.ir_store.ir_files`: SAM 1's encoder, decoder and
+    decoder parts, or the SAM 2 family's encoder and decoder (a transformers model)."""
+    if _is_sam2_model(sam):
+        if not fused_attention:
+            raise ValueError("The plain-attention export is SAM 1's; SAM 2 exports transformers' attention as it is.")
+        return [
+            ("convert image encoder", lambda: _convert_sam2_encoder(sam)),
+            ("convert prompt decoder", lambda: _convert_sam2_decoder(sam, conversion_id)),
+        ]
+    return [
+        ("convert image encoder", lambda: _convert_encoder(sam, fused_attention)),
+        ("convert prompt decoder", lambda: _convert_decoder(sam, conversion_id)),
+        ("convert decoder, image side", lambda: _convert_decoder_image_side(sam, conversion_id)),
+        ("convert decoder, prompt side", lambda: _convert_decoder_prompt_side(sam, conversion_id, with_mask=False)),
+        ("convert decoder, with mask", lambda: _convert_decoder_prompt_side(sam, conversion_id, with_mask=True)),
+    ]
+
+
+def _is_sam2_model(model) -> bool:
+    """True for transformers' `Sam2Model` and `EdgeTamModel` (found without importing transformers)."""
+    return type(model).__name__ in ("Sam2Model", "EdgeTamModel")
+
+
 def _name_ports(ports, names: list[str]) -> None:
     """Give IR inputs/outputs stable names so callers can address them by name."""
     for port, name in zip(ports, names, strict=True):
@@ -155,7 +206,9 @@ def convert_sam(
     """Convert ``sam`` to (encoder_xml, decoder_xml) in ``output_dir``, or reuse IR already there.
 
     Args:
-        sam: a `segment_anything` model, e.g. from `utils.checkpoints.load_sam`.
+        sam: a `segment_anything` model, or for the SAM 2 family transformers' `Sam2Model` or
+            `EdgeTamModel` (encoder and decoder only, into a folder named after its model type);
+            e.g. from `utils.checkpoints.load_sam`.
         output_dir: folder for the IR; created if missing.
         compress_to_fp16: store weights as FP16 (half the size; computation
             precision is chosen at compile time, not here). Parity tests use False.
@@ -179,14 +232,13 @@ def convert_sam(
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / STAMP_FILE).unlink(missing_ok=True)
     conversion_id = f"{weights}/{uuid.uuid4().hex}"  # ties the decoder's parts to the whole decoder
-    steps = [
-        ("convert image encoder", lambda: _convert_encoder(sam, fused_attention)),
-        ("convert prompt decoder", lambda: _convert_decoder(sam, conversion_id)),
-        ("convert decoder, image side", lambda: _convert_decoder_image_side(sam, conversion_id)),
-        ("convert decoder, prompt side", lambda: _convert_decoder_prompt_side(sam, conversion_id, with_mask=False)),
-        ("convert decoder, with mask", lambda: _convert_decoder_prompt_side(sam, conversion_id, with_mask=True)),
-    ]
+    steps = _conversion_steps(sam, conversion_id, fused_attention)
     names = [path.name for path in ir_files(output_dir)]  # .bin then .xml, in the order of the steps
+    if len(names) != 2 * len(steps):
+        raise ValueError(
+            f"{output_dir} is not named for {type(sam).__name__}'s IR: the folder's name tells which files it holds, "
+            "so use utils.ir_store.ir_directory(model_type) (a SAM 2 family folder starts with its model type)."
+        )
     with (
         staged_files(output_dir, names, prefix=".converting-") as staged,
         tqdm(total=2 * len(steps), desc="SAM to OpenVINO", disable=not show_progress) as bar,

@@ -2,7 +2,8 @@
 
 Layout under ``models_dir`` (``models/`` in the notebooks):
 
-    sam_<type>[-random-seed<N>][-plain-attention]/
+    sam_<type>[-random-seed<N>][-plain-attention]/   (SAM 2.1 and EdgeTAM: <type>[-random-seed<N>]/, encoder
+                                                     and decoder only)
         image_encoder.xml/.bin  prompt_decoder.xml/.bin  conversion.json      (utils/convert.py)
         prompt_decoder_image_side.xml/.bin  prompt_decoder_prompt_side.xml/.bin (utils/convert.py)
         prompt_decoder_prompt_side_with_mask.xml/.bin                          (utils/convert.py)
@@ -39,6 +40,7 @@ import openvino as ov
 from utils.atomic import staged_files
 from utils.checkpoints import missing_full_install, random_weights_seed
 from utils.download import MIRROR_ENV
+from utils.sam2_models import is_sam2
 
 ENCODER_XML = "image_encoder.xml"
 DECODER_XML = "prompt_decoder.xml"
@@ -49,6 +51,8 @@ DECODER_PROMPT_SIDE_WITH_MASK_XML = "prompt_decoder_prompt_side_with_mask.xml"
 `DecoderPromptSideWithMask`)."""
 DECODER_PART_XML_FILES = (DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML, DECODER_PROMPT_SIDE_WITH_MASK_XML)
 IR_XML_FILES = (ENCODER_XML, DECODER_XML, *DECODER_PART_XML_FILES)
+SAM2_IR_XML_FILES = (ENCODER_XML, DECODER_XML)
+"""The SAM 2 family's IR (`utils.sam2_export`): the encoder and the whole decoder, no parts."""
 CONVERSION_ID_KEY = ["sam_openvino", "conversion_id"]
 """Where in an IR's runtime info the decoder and its parts keep the id of the conversion that made them."""
 STAMP_FILE = "conversion.json"
@@ -56,7 +60,13 @@ INT8_ENCODER_XML = "image_encoder_int8.xml"
 INT8_STAMP_FILE = "image_encoder_int8.json"
 PLAIN_ATTENTION_SUFFIX = "-plain-attention"
 KIT_IR_FOLDER = "ir"
-EXPORT_CODE_MODULES = ("utils.export_wrappers", "utils.decoder_split", "utils.convert", "utils.transforms")
+EXPORT_CODE_MODULES = (
+    "utils.export_wrappers",
+    "utils.decoder_split",
+    "utils.sam2_export",
+    "utils.convert",
+    "utils.transforms",
+)
 """The modules whose code defines the exported graphs: the wrappers, the decoder split, the conversion (input
 shapes, port names) and the constants the wrappers take from `utils.transforms`. Their digest is in every stamp."""
 
@@ -69,13 +79,17 @@ def ir_directory(model_type: str, models_dir: str | os.PathLike = "models", fuse
     """Folder for a model's IR. Random-weight IR and the plain-attention export get their own folders,
     so they never replace the real, fused IR."""
     seed = random_weights_seed()
-    name = f"sam_{model_type}" + ("" if seed is None else f"-random-seed{seed}")
+    name = (model_type if is_sam2(model_type) else f"sam_{model_type}") + (
+        "" if seed is None else f"-random-seed{seed}"
+    )
     return Path(models_dir) / (name + ("" if fused_attention else PLAIN_ATTENTION_SUFFIX))
 
 
 def ir_files(folder: Path) -> list[Path]:
-    """The files of one conversion (encoder, decoder and the decoder's parts), each .bin before .xml."""
-    return [folder / Path(name).with_suffix(suffix) for name in IR_XML_FILES for suffix in (".bin", ".xml")]
+    """The files of one conversion, each .bin before .xml: the encoder, the decoder and, for SAM 1, the decoder's
+    parts. A SAM 2 family folder is named after its model type (`ir_directory`), which says which it is."""
+    names = SAM2_IR_XML_FILES if is_sam2(folder.name.split("-")[0]) else IR_XML_FILES
+    return [folder / Path(name).with_suffix(suffix) for name in names for suffix in (".bin", ".xml")]
 
 
 def conversion_stamp(weights: str, compress_to_fp16: bool, fused_attention: bool) -> dict:

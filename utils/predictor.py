@@ -9,6 +9,9 @@ prompt side with mask. They compute the whole decoder's maths in another order, 
 they agree with it up to rounding (at f32 within `utils.decoder_split.PARTS_TOLERANCE`; more at bf16).
 Inputs, outputs, shapes and meaning follow `SamPredictor` one for one; the
 difference is that everything is numpy and nothing here imports torch.
+
+`OVSam2Predictor` is the same predictor on SAM 2.1 and EdgeTAM IR, with SAM 2's processing;
+`open_predictor` picks the one that fits an IR, so callers need not know which family they hold.
 """
 
 from __future__ import annotations
@@ -25,13 +28,17 @@ import numpy as np
 import openvino as ov
 
 from utils.ir_store import CONVERSION_ID_KEY, DECODER_PART_XML_FILES
+from utils.sam2_models import SAM2_ENCODER_OUTPUTS
 from utils.transforms import (
+    IMAGE_SIZE,
     LOW_RES_MASK_SIZE,
-    apply_boxes,
     apply_coords,
     normalize_and_pad,
     postprocess_masks,
     resize_longest_side,
+    sam2_apply_coords,
+    sam2_encoder_input,
+    sam2_postprocess_masks,
     to_rgb_uint8,
 )
 
@@ -112,8 +119,8 @@ class OVSamPredictor:
         """
         image = to_rgb_uint8(image, image_format)
         with self.lock:
-            resized = resize_longest_side(image)
-            features = self._encode(normalize_and_pad(resized))
+            encoder_input, input_size = self._encoder_input(image)
+            features = self._encode(encoder_input)
             image_side_outputs = {}
             if self.decoder_image_side is not None:
                 per_image = self.decoder_image_side(features)
@@ -121,9 +128,15 @@ class OVSamPredictor:
             # assigned only once everything is computed: a failure above leaves the previous image intact
             self.features, self.image_side_outputs = features, image_side_outputs
             self.original_size = tuple(image.shape[:2])
-            self.input_size = tuple(resized.shape[:2])
+            self.input_size = input_size
             self.is_image_set = True
             self.image_token = next(_IMAGE_TOKENS)
+
+    def _encoder_input(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """SAM's pre-processing of an RGB uint8 image: the encoder's 1x3x1024x1024 input, and the size of the
+        image inside it (its longest side resized to 1024, the rest padding)."""
+        resized = resize_longest_side(image)
+        return normalize_and_pad(resized), tuple(resized.shape[:2])
 
     def _encode(self, encoder_input: np.ndarray) -> np.ndarray:
         """The image encoder on a normalised, padded 1x3x1024x1024 input: the 1x256x64x64 float32 embedding."""
@@ -257,15 +270,31 @@ class OVSamPredictor:
         working memory grows with the prompts in one call while the time per prompt does not
         (`python -m benchmarks.amg_speed` measures peak memory by points_per_batch).
         """
-        coords, labels = decoder_points(points, boxes, self.original_size)
-        chosen = slice(1, None) if multimask_output else slice(0, 1)
+        coords, labels = self._decoder_points(points, boxes)
         logits, scores = [], []
         for start in range(0, coords.shape[0], DECODER_CHUNK):
             chunk = slice(start, start + DECODER_CHUNK)
             result = self._run_decoder(coords[chunk], labels[chunk], mask_input)
-            logits.append(np.array(result["masks"][:, chosen], dtype=np.float32))
-            scores.append(np.array(result["iou_predictions"][:, chosen], dtype=np.float32))
+            all_logits = np.asarray(result["masks"], dtype=np.float32)
+            chosen = self._choose_outputs(all_logits, np.asarray(result["iou_predictions"]), multimask_output)
+            logits.append(chosen[0])
+            scores.append(chosen[1])
         return np.concatenate(logits), np.concatenate(scores)
+
+    def _decoder_points(
+        self, points: tuple[np.ndarray, np.ndarray] | None, boxes: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The decoder's point inputs for these prompts on the current image (`decoder_points`)."""
+        return decoder_points(points, boxes, self.original_size)
+
+    @staticmethod
+    def _choose_outputs(
+        logits: np.ndarray, scores: np.ndarray, multimask_output: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """From the decoder's four outputs per prompt, SAM's choice: the three candidates (1 to 3), or the
+        single-mask output (0). Copies, so no caller holds the decoder's buffers."""
+        chosen = slice(1, None) if multimask_output else slice(0, 1)
+        return np.array(logits[:, chosen], dtype=np.float32), np.array(scores[:, chosen], dtype=np.float32)
 
     def _run_decoder(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None):
         """One decoder call: a prompt side when the decoder's parts are there (the one with mask when
@@ -290,6 +319,96 @@ class OVSamPredictor:
     def _require_image(self) -> None:
         if not self.is_image_set:
             raise RuntimeError("No image is set: call set_image(image) before predicting.")
+
+
+STABILITY_DELTA = 0.05
+STABILITY_THRESHOLD = 0.98
+"""SAM 2's single-mask rule (``dynamic_multimask_stability_delta`` and ``_thresh`` in its configs): the
+single-mask output is kept when its area barely changes as the threshold moves by the delta, else the best
+of the three candidates is taken."""
+
+
+class OVSam2Predictor(OVSamPredictor):
+    """`OVSamPredictor`'s calls on SAM 2.1 or EdgeTAM IR (`utils.sam2_export`), with SAM 2's own processing.
+
+    What differs from SAM 1, each in one method, as transformers' `Sam2Model` and `Sam2Processor` do it:
+
+    - pre-processing (`_encoder_input`): the image is resized to the whole 1024x1024 square, without
+      padding, so ``input_size`` is always (1024, 1024);
+    - the encoder returns three maps (`_encode`), kept by name in ``features`` for the decoder;
+      `get_image_embedding` returns the 1x256x64x64 one, as for SAM 1;
+    - prompts (`_decoder_points`): coordinates are scaled per axis, and a padding point always ends a prompt;
+    - the single-mask output (`_choose_outputs`): kept only when stable, else the best candidate;
+    - masks (`_upscale`): the 256x256 logits are resized to the image in one bilinear step.
+
+    The decoder is not split into parts for SAM 2 (no split has been measured faster for it yet).
+    """
+
+    def __init__(self, encoder_xml, decoder_xml, device: str = "CPU", config: dict | None = None) -> None:
+        super().__init__(encoder_xml, decoder_xml, device, config)
+        if not _has_sam2_encoder_outputs(self.encoder.outputs):
+            outputs = [sorted(port.get_names()) for port in self.encoder.outputs]
+            raise ValueError(
+                f"{encoder_xml} is not a SAM 2 image encoder (its outputs are {outputs}, SAM 2's are "
+                f"{list(SAM2_ENCODER_OUTPUTS)}): for SAM 1 IR use OVSamPredictor, or open_predictor to choose."
+            )
+
+    def _encoder_input(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        return sam2_encoder_input(image), (IMAGE_SIZE, IMAGE_SIZE)
+
+    def _encode(self, encoder_input: np.ndarray) -> dict[str, np.ndarray]:
+        """The encoder on a 1x3x1024x1024 input: its three maps by name (`SAM2_ENCODER_OUTPUTS`), float32."""
+        result = self.encoder(encoder_input)
+        return {name: np.array(result[index], dtype=np.float32) for index, name in enumerate(SAM2_ENCODER_OUTPUTS)}
+
+    def get_image_embedding(self) -> np.ndarray:
+        """Return the current image's 1x256x64x64 embedding (the high-resolution maps are in ``features``)."""
+        self._require_image()
+        return self.features["image_embeddings"]
+
+    def _decoder_points(self, points, boxes):
+        return decoder_points(points, boxes, self.original_size, sam2=True)
+
+    def _run_decoder(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None):
+        embedding = self.features["image_embeddings"]
+        inputs = {**whole_decoder_inputs(embedding, coords, labels, mask_input), **self.features}
+        return self._decoder_request.infer(inputs, share_inputs=True)
+
+    @staticmethod
+    def _choose_outputs(logits, scores, multimask_output):
+        """The three candidates, or SAM 2's single mask: output 0 where it is stable (`STABILITY_THRESHOLD`),
+        elsewhere the candidate with the highest predicted IoU (sam2's ``_dynamic_multimask_via_stability``)."""
+        if multimask_output:
+            return OVSamPredictor._choose_outputs(logits, scores, multimask_output)
+        single = logits[:, 0].reshape(len(logits), -1)
+        inside, around = (single > STABILITY_DELTA).sum(1), (single > -STABILITY_DELTA).sum(1)
+        stability = np.where(around > 0, inside / np.maximum(around, 1), 1.0)
+        pick = np.where(stability >= STABILITY_THRESHOLD, 0, 1 + np.argmax(scores[:, 1:], axis=1))
+        rows = np.arange(len(logits))
+        return np.array(logits[rows, pick][:, None], dtype=np.float32), np.array(
+            scores[rows, pick][:, None], np.float32
+        )
+
+    def _upscale(self, low_res: np.ndarray, return_logits: bool) -> np.ndarray:
+        return sam2_postprocess_masks(low_res, self.original_size, None if return_logits else MASK_THRESHOLD)
+
+
+def open_predictor(
+    encoder_xml: str | os.PathLike, decoder_xml: str | os.PathLike, device: str = "CPU", config: dict | None = None
+) -> OVSamPredictor:
+    """The predictor that fits this IR: `OVSam2Predictor` for a SAM 2 encoder (three outputs), else `OVSamPredictor`."""
+    if not Path(encoder_xml).is_file():
+        raise FileNotFoundError(
+            f"No OpenVINO IR at {encoder_xml}: create it with utils.convert.ensure_sam_ir() (or notebook 01)."
+        )
+    sam2 = _has_sam2_encoder_outputs(ov.Core().read_model(encoder_xml).outputs)
+    return (OVSam2Predictor if sam2 else OVSamPredictor)(encoder_xml, decoder_xml, device=device, config=config)
+
+
+def _has_sam2_encoder_outputs(ports) -> bool:
+    """True when the encoder's outputs are SAM 2's three maps, in order (a port may carry more names than one)."""
+    names = list(SAM2_ENCODER_OUTPUTS)
+    return len(ports) == len(names) and all(name in port.get_names() for port, name in zip(ports, names))
 
 
 class ImageClaim:
@@ -401,28 +520,34 @@ def per_prompt_mask_inputs(mask_input: np.ndarray | None, batch: int) -> np.ndar
 
 
 def decoder_points(
-    points: tuple[np.ndarray, np.ndarray] | None, boxes: np.ndarray | None, original_size: tuple[int, int]
+    points: tuple[np.ndarray, np.ndarray] | None,
+    boxes: np.ndarray | None,
+    original_size: tuple[int, int],
+    sam2: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Build decoder point inputs [B,N,2] and [B,N] in the 1024 frame for an image of ``original_size``.
 
     ``points`` are ([1 or B, N, 2], [1 or B, N]) in image pixels; a single row is shared by all boxes.
 
     As in `PromptEncoder`, box corners are points labelled 2 and 3, and when
-    there is no box a padding point labelled -1 is appended to the points.
+    there is no box a padding point labelled -1 is appended to the points. With
+    ``sam2``, coordinates are mapped as SAM 2 maps them (`utils.transforms.sam2_apply_coords`)
+    and the padding point is appended also after a box, as SAM 2's prompt encoder does.
     """
+    map_coords = sam2_apply_coords if sam2 else apply_coords
     batch = 1 if boxes is None else boxes.shape[0]
     parts_coords, parts_labels = [], []
     if points is not None:
         coords, labels = points
         batch = max(batch, coords.shape[0])
-        parts_coords.append(np.broadcast_to(apply_coords(coords, original_size), (batch, *coords.shape[1:])))
+        parts_coords.append(np.broadcast_to(map_coords(coords, original_size), (batch, *coords.shape[1:])))
         parts_labels.append(np.broadcast_to(labels, (batch, labels.shape[1])))
-    if boxes is None:
+    if boxes is not None:
+        parts_coords.append(map_coords(boxes.reshape(-1, 2, 2), original_size).reshape(batch, 2, 2))
+        parts_labels.append(np.tile(np.array(BOX_CORNER_LABELS, dtype=np.float32), (batch, 1)))
+    if boxes is None or sam2:
         parts_coords.append(np.zeros((batch, 1, 2), dtype=np.float32))
         parts_labels.append(np.full((batch, 1), PADDING_LABEL, dtype=np.float32))
-    else:
-        parts_coords.append(apply_boxes(boxes, original_size).reshape(batch, 2, 2))
-        parts_labels.append(np.tile(np.array(BOX_CORNER_LABELS, dtype=np.float32), (batch, 1)))
     coords = np.concatenate(parts_coords, axis=1).astype(np.float32)
     labels = np.concatenate(parts_labels, axis=1).astype(np.float32)
     return coords, labels

@@ -12,23 +12,25 @@ import time
 
 import numpy as np
 
-from utils.checkpoints import describe_weights, get_checkpoint
+from utils.checkpoints import check_model_type, describe_weights
 from utils.convert import ensure_sam_ir
-from utils.predictor import OVSamPredictor
+from utils.predictor import OVSamPredictor, open_predictor
 from utils.transforms import read_rgb_image
 
 
 def load_predictor(
     model_type: str = "vit_b", models_dir: str | os.PathLike = "models", device: str = "CPU", config: dict | None = None
 ) -> OVSamPredictor:
-    """An `OVSamPredictor` for ``model_type`` on ``device``, converting SAM first if its IR is missing.
+    """A predictor for ``model_type`` on ``device``, converting the model first if its IR is missing.
 
-    Raises ValueError naming the valid model types for an unknown one, before any download.
+    SAM 1 types give an `OVSamPredictor`, the SAM 2 family (SAM 2.1 sizes, EdgeTAM) an
+    `utils.predictor.OVSam2Predictor`: the same calls. Raises ValueError naming the valid model
+    types for an unknown one, before any download.
     """
-    get_checkpoint(model_type)  # an unknown type fails here, with the list of valid ones
+    check_model_type(model_type)
     print(describe_weights(model_type))
     encoder_xml, decoder_xml = ensure_sam_ir(model_type, models_dir)
-    return OVSamPredictor(encoder_xml, decoder_xml, device=device, config=config)
+    return open_predictor(encoder_xml, decoder_xml, device=device, config=config)
 
 
 def embed_image(predictor: OVSamPredictor, image_path: str | os.PathLike) -> np.ndarray:

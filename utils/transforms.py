@@ -6,6 +6,9 @@ and zero-padded at the bottom and right. Prompts are mapped into that frame, and
 the decoder's 256x256 mask logits are mapped back to the original image size.
 Each function mirrors the `segment_anything` code named in its docstring so
 parity tests can compare them one to one.
+
+SAM 2 (the ``sam2_*`` functions) resizes to the whole 1024x1024 square instead, without
+padding, and maps its logits back in one step; they mirror transformers' `Sam2Processor`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ LOW_RES_MASK_SIZE = 256
 """Side of the mask logits the decoder returns (and takes back as ``mask_input``)."""
 PIXEL_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
 PIXEL_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+SAM2_PIXEL_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+SAM2_PIXEL_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+"""SAM 2 normalises images in 0..1 units with ImageNet's statistics (the same as SAM's, divided by 255)."""
 
 
 def preprocess_shape(height: int, width: int, long_side: int = IMAGE_SIZE) -> tuple[int, int]:
@@ -101,6 +107,43 @@ def postprocess_masks(
         cv2.resize(cropped, (original_size[1], original_size[0]), dst=target, interpolation=cv2.INTER_LINEAR)
         if threshold is not None:
             np.greater(resized, threshold, out=upscaled)
+    return out.reshape(batch, channels, *original_size)
+
+
+def sam2_encoder_input(image: np.ndarray) -> np.ndarray:
+    """An HxWx3 uint8 RGB image as SAM 2's encoder takes it: 1x3x1024x1024 float32 (`Sam2ImageProcessor`).
+
+    SAM 2 does not keep the aspect ratio: the image is resized to the full 1024x1024 square, with no
+    padding (PIL's bilinear filter, which antialiases when it shrinks, as transformers' torchvision resize
+    does; the two round to uint8 differently, by one grey level at most), then scaled to 0..1 and
+    normalised with ImageNet's statistics.
+    """
+    resized = np.asarray(Image.fromarray(image).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR), dtype=np.float32)
+    normalised = (resized / 255.0 - SAM2_PIXEL_MEAN) / SAM2_PIXEL_STD
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def sam2_apply_coords(coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """Map ``[..., 2]`` (x, y) pixel coordinates into SAM 2's 1024x1024 frame: each axis by its own factor
+    (`Sam2Processor._normalize_coordinates`)."""
+    height, width = original_size
+    mapped = np.array(coords, dtype=np.float32, copy=True)
+    mapped[..., 0] *= IMAGE_SIZE / width
+    mapped[..., 1] *= IMAGE_SIZE / height
+    return mapped
+
+
+def sam2_postprocess_masks(
+    low_res_logits: np.ndarray, original_size: tuple[int, int], threshold: float | None = None
+) -> np.ndarray:
+    """Upscale ``[B, C, 256, 256]`` logits to ``[B, C, H, W]`` in one bilinear step, nothing to crop
+    (`Sam2Processor.post_process_masks`); with ``threshold``, boolean masks ``logits > threshold``."""
+    batch, channels = low_res_logits.shape[:2]
+    planes = low_res_logits.reshape(batch * channels, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE).astype(np.float32)
+    out = np.empty((batch * channels, *original_size), dtype=np.float32 if threshold is None else bool)
+    for plane, upscaled in zip(planes, out):
+        resized = cv2.resize(plane, (original_size[1], original_size[0]), interpolation=cv2.INTER_LINEAR)
+        upscaled[...] = resized if threshold is None else resized > threshold
     return out.reshape(batch, channels, *original_size)
 
 

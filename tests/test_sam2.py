@@ -1,0 +1,289 @@
+"""SAM 2.1 and EdgeTAM on OpenVINO against transformers' `Sam2Model` / `EdgeTamModel` on the same seeded weights.
+
+The Hiera tiny and EdgeTAM are converted once each (f32 weights, compiled at f32) and compared on
+the two photos in ``data/`` that no test quantizes or calibrates on: the encoder's three maps, then
+every prompt type through `OVSam2Predictor.predict` against `Sam2Model.forward` with
+`Sam2Processor`'s pre- and post-processing. The larger SAM 2.1 sizes share tiny's code and differ only
+in the Hiera trunk's sizes; their conversion takes minutes each, so `test_larger_sizes_convert_and_match`
+runs them only when ``SAM_OV_ALL_SAM2_SIZES=1``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from tests.helpers import F32
+from utils.accuracy import PARITY_EMBEDDING_TOLERANCE, PARITY_MIN_MASK_IOU, PARITY_SCORE_TOLERANCE, mask_iou
+from utils.checkpoints import CheckpointError, load_sam
+from utils.convert import ensure_sam_ir
+from utils.ir_store import DECODER_XML, ENCODER_XML, ir_directory
+from utils.predictor import OVSam2Predictor, OVSamPredictor, open_predictor
+from utils.sam2_models import SAM2_ARCHITECTURES, SAM2_ENCODER_OUTPUTS, hub_snapshot, reference_config
+from utils.transforms import read_rgb_image, sam2_apply_coords, sam2_encoder_input
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+PHOTOS = {"truck": DATA / "truck.jpg", "coffee": DATA / "coffee.png"}
+CI_MODEL_TYPES = ["sam2.1_hiera_tiny", "edgetam"]
+LARGER_SIZES = ["sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large"]
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return transformers.Sam2Processor(image_processor=transformers.Sam2ImageProcessor())
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("sam2_models")
+
+
+@pytest.fixture(scope="module", params=CI_MODEL_TYPES)
+def family(request, models_dir):
+    """(model type, transformers model, OVSam2Predictor at f32) on the same seeded weights."""
+    return _family(request.param, models_dir)
+
+
+def _family(model_type: str, models_dir: Path):
+    encoder_xml, decoder_xml = ensure_sam_ir(model_type, models_dir, compress_to_fp16=False, show_progress=False)
+    return model_type, load_sam(model_type), OVSam2Predictor(encoder_xml, decoder_xml, config=F32)
+
+
+class Reference:
+    """transformers' pipeline on one image: `Sam2Processor` in and out, `Sam2Model.forward` between."""
+
+    def __init__(self, model, processor, image: np.ndarray) -> None:
+        self.model, self.processor, self.image = model, processor, image
+        self.image_token = None  # the predictor's, once `show_to` has set this image on it
+        self.pixel_values = processor(images=image, return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            self.embeddings = model.get_image_embeddings(self.pixel_values)  # [feats_0, feats_1, embedding]
+
+    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output=True):
+        prompts = {}
+        if point_coords is not None:
+            prompts = {"input_points": [[point_coords.tolist()]], "input_labels": [[point_labels.tolist()]]}
+        if box is not None:
+            prompts["input_boxes"] = [[box.tolist()]]
+        sizes = [list(self.image.shape[:2])]
+        inputs = self.processor(original_sizes=sizes, return_tensors="pt", **prompts) if prompts else {}
+        masks = None if mask_input is None else torch.from_numpy(mask_input[None])
+        with torch.no_grad():
+            out = self.model(
+                image_embeddings=list(self.embeddings),
+                input_masks=masks,
+                multimask_output=multimask_output,
+                **{name: inputs[name] for name in ("input_points", "input_labels", "input_boxes") if name in inputs},
+            )
+        full = self.processor.post_process_masks(out.pred_masks, sizes)[0][0].numpy()
+        return full, out.iou_scores[0, 0].numpy(), out.pred_masks[0, 0].numpy()
+
+    def show_to(self, predictor: OVSam2Predictor) -> None:
+        """Set this image on ``predictor`` unless it still holds it (the encoder runs once per image and model)."""
+        if predictor.image_token is None or predictor.image_token != self.image_token:
+            predictor.set_image(self.image)
+            self.image_token = predictor.image_token
+
+
+def prompts_for(shape: tuple[int, int]) -> dict[str, dict]:
+    """Every prompt type at fixed fractions of the image."""
+    h, w = shape
+    box = np.array([0.25 * w, 0.45 * h, 0.6 * w, 0.8 * h])
+    return {
+        "one_point": dict(point_coords=np.array([[0.3 * w, 0.5 * h]]), point_labels=np.array([1])),
+        "points_with_a_negative": dict(
+            point_coords=np.array([[0.3 * w, 0.5 * h], [0.55 * w, 0.6 * h], [0.7 * w, 0.3 * h]]),
+            point_labels=np.array([1, 1, 0]),
+        ),
+        "box": dict(box=box),
+        "box_and_negative_point": dict(
+            box=box, point_coords=np.array([[0.35 * w, 0.6 * h]]), point_labels=np.array([0])
+        ),
+    }
+
+
+def assert_same(ours, theirs) -> None:
+    (masks, scores, low_res), (ref_masks, ref_scores, ref_low_res) = ours, theirs
+    assert masks.shape == ref_masks.shape and masks.dtype == ref_masks.dtype and low_res.shape == ref_low_res.shape
+    np.testing.assert_allclose(scores, ref_scores, atol=PARITY_SCORE_TOLERANCE, rtol=0)
+    for mask, ref_mask in zip(masks, ref_masks):
+        assert mask_iou(mask, ref_mask) >= PARITY_MIN_MASK_IOU
+
+
+@pytest.fixture(scope="module")
+def references(family, processor):
+    _, model, predictor = family
+    return {name: Reference(model, processor, read_rgb_image(path)) for name, path in PHOTOS.items()}
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_encoder_outputs_match_transformers(family, references, photo):
+    """The embedding and both high-resolution maps, on transformers' own pixel values."""
+    _, _, predictor = family
+    reference = references[photo]
+    ours = predictor._encode(reference.pixel_values.numpy())
+    feats_0, feats_1, embedding = (tensor.numpy() for tensor in reference.embeddings)
+    for name, expected in zip(SAM2_ENCODER_OUTPUTS, (embedding, feats_0, feats_1)):
+        assert ours[name].shape == expected.shape == SAM2_ENCODER_OUTPUTS[name]
+        assert relative_error(ours[name], expected) < PARITY_EMBEDDING_TOLERANCE, name
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_preprocessing_matches_the_processor(processor, photo):
+    """The whole 1024x1024 square, no padding: within one grey level of transformers' resize (they round apart)."""
+    image = read_rgb_image(PHOTOS[photo])
+    inputs = processor(images=image, input_points=[[[[10.0, 20.0], [900.5, 600.25]]]], return_tensors="pt")
+    ours = sam2_encoder_input(image)
+    one_grey_level = 1.0 / 255 / 0.224  # the smallest std among the three channels
+    difference = np.abs(ours - inputs["pixel_values"].numpy())
+    assert ours.shape == (1, 3, 1024, 1024) and difference.max() <= one_grey_level * 1.01
+    assert difference.mean() < 0.05 * one_grey_level
+    mapped = sam2_apply_coords(np.array([[10.0, 20.0], [900.5, 600.25]]), image.shape[:2])
+    np.testing.assert_allclose(mapped, inputs["input_points"][0, 0].numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("multimask_output", [True, False], ids=["multimask", "single"])
+@pytest.mark.parametrize("prompt", list(prompts_for((1, 1))))
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_prompts_match_transformers(family, references, photo, prompt, multimask_output):
+    _, _, predictor = family
+    reference = references[photo]
+    reference.show_to(predictor)
+    kwargs = prompts_for(reference.image.shape[:2])[prompt]
+    ours = predictor.predict(**kwargs, multimask_output=multimask_output)
+    assert_same(ours, reference.predict(**kwargs, multimask_output=multimask_output))
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_refinement_with_the_previous_mask_matches_transformers(family, references, photo):
+    """A click, then the best candidate's low-res logits back as ``mask_input`` with a second, negative click."""
+    _, _, predictor = family
+    reference = references[photo]
+    reference.show_to(predictor)
+    first, second = (prompts_for(reference.image.shape[:2])[name] for name in ("one_point", "points_with_a_negative"))
+    _, scores, low_res = predictor.predict(**first)
+    previous = low_res[int(np.argmax(scores))][None]
+    for multimask_output in (True, False):
+        ours = predictor.predict(**second, mask_input=previous, multimask_output=multimask_output)
+        assert_same(ours, reference.predict(**second, mask_input=previous, multimask_output=multimask_output))
+
+
+def test_single_mask_choice_is_sam2s_stability_rule(family):
+    """`OVSam2Predictor._choose_outputs` against transformers' own rule, on a stable and an unstable output 0."""
+    _, model, _ = family
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 5.0, (2, 4, 256, 256)).astype(np.float32)
+    logits[0, 0] = np.where(logits[0, 0] > 0, 10.0, -10.0)  # stable: no logit near the threshold
+    logits[1, 0] = rng.uniform(-0.06, 0.06, (256, 256))  # unstable: most logits within the delta
+    scores = rng.uniform(0, 1, (2, 4)).astype(np.float32)
+    chosen, chosen_scores = OVSam2Predictor._choose_outputs(logits, scores, multimask_output=False)
+    expected, expected_scores = model.mask_decoder._dynamic_multimask_via_stability(
+        torch.from_numpy(logits)[None], torch.from_numpy(scores)[None]
+    )
+    np.testing.assert_array_equal(chosen, expected[0].numpy())
+    np.testing.assert_array_equal(chosen_scores, expected_scores[0].numpy())
+    assert not np.array_equal(chosen[1], logits[1, :1]), "the unstable output 0 must be replaced"
+
+
+def test_batched_boxes_match_one_by_one(family):
+    _, _, predictor = family
+    image = read_rgb_image(PHOTOS["truck"])
+    predictor.set_image(image)
+    h, w = image.shape[:2]
+    boxes = np.array([[0.1 * w, 0.2 * h, 0.4 * w, 0.6 * h], [0.5 * w, 0.3 * h, 0.9 * w, 0.9 * h], [0, 0, w, h]])
+    masks, scores, low_res = predictor.predict_boxes(boxes)
+    assert masks.shape == (3, 1, h, w) and scores.shape == (3, 1) and low_res.shape == (3, 1, 256, 256)
+    for index, box in enumerate(boxes):
+        one_mask, one_score, _ = predictor.predict(box=box, multimask_output=False)
+        np.testing.assert_allclose(scores[index], one_score, atol=PARITY_SCORE_TOLERANCE)
+        assert mask_iou(masks[index, 0], one_mask[0]) >= PARITY_MIN_MASK_IOU
+
+
+def test_the_same_interface_and_errors_as_sam1(family):
+    _, _, predictor = family
+    predictor.reset_image()
+    with pytest.raises(RuntimeError, match="set_image"):
+        predictor.predict(point_coords=np.array([[1, 1]]), point_labels=np.array([1]))
+    gray = np.full((60, 80), 128, dtype=np.uint8)
+    predictor.set_image(gray)  # gray and RGBA are converted, as for SAM 1
+    assert predictor.original_size == (60, 80) and predictor.input_size == (1024, 1024)
+    assert predictor.get_image_embedding().shape == SAM2_ENCODER_OUTPUTS["image_embeddings"]
+    predictor.set_image(np.zeros((60, 80, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"\[N, 2\]"):
+        predictor.predict(point_coords=np.array([1, 2]), point_labels=np.array([1]))
+    with pytest.raises(ValueError, match="mask_input"):
+        predictor.predict(point_coords=np.array([[1, 2]]), point_labels=np.array([1]), mask_input=np.zeros((256, 256)))
+    with pytest.raises(ValueError, match="x1 >= x0"):
+        predictor.predict(box=np.array([50, 10, 5, 40]))
+    with pytest.raises(ValueError, match="uint8"):
+        predictor.set_image(np.zeros((60, 80, 3), dtype=np.float32))
+
+
+def test_open_predictor_reads_the_family_from_the_ir(family, models_dir, tiny_ir_f32):
+    model_type = family[0]
+    folder = ir_directory(model_type, models_dir)
+    assert type(open_predictor(folder / ENCODER_XML, folder / DECODER_XML)) is OVSam2Predictor
+    assert type(open_predictor(*tiny_ir_f32)) is OVSamPredictor
+    with pytest.raises(ValueError, match="not a SAM 2 image encoder"):
+        OVSam2Predictor(*tiny_ir_f32)
+    assert sorted(path.name for path in folder.glob("*.xml")) == sorted([ENCODER_XML, DECODER_XML])
+
+
+def test_weights_come_from_the_kit_without_network(tmp_path, monkeypatch):
+    """A kit holding the hub's files (the layout `huggingface_hub` caches in) gives the same model, offline;
+    a kit without them is a clear error that names the command that fills it."""
+    model_type = "sam2.1_hiera_tiny"
+    architecture = SAM2_ARCHITECTURES[model_type]
+    monkeypatch.setenv("SAM_OV_MIRROR", str(tmp_path))
+    with pytest.raises(CheckpointError, match="utils.prefetch"):
+        hub_snapshot(model_type, tmp_path / "unused", show_progress=False)
+
+    commit = "0" * 40
+    repo = tmp_path / "huggingface" / f"models--{architecture.repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / architecture.revision).write_text(commit)
+    model = load_sam(model_type)
+    model.save_pretrained(repo / "snapshots" / commit)
+    monkeypatch.delenv("SAM_RANDOM_WEIGHTS_SEED")
+    loaded = load_sam(model_type, tmp_path / "unused", show_progress=False)
+    for (name, tensor), (_, expected) in zip(loaded.state_dict().items(), model.state_dict().items()):
+        assert torch.equal(tensor, expected), name
+    (repo / "snapshots" / commit / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="Delete that folder"):
+        load_sam(model_type, tmp_path / "unused", show_progress=False)
+
+
+def test_every_size_is_the_published_model_less_the_same_video_memory():
+    """Each SAM 2.1 size built from its config has the published parameter count less the same amount: the video
+    memory modules, which are the same for every size and which `Sam2Model` leaves out. A wrong trunk size (one
+    block or stage width off) changes one size's difference and fails this."""
+    differences = {}
+    for model_type, architecture in SAM2_ARCHITECTURES.items():
+        if architecture.published_parameters is not None:
+            model = transformers.Sam2Model(reference_config(model_type))
+            built = sum(parameter.numel() for parameter in model.parameters()) / 1e6
+            differences[model_type] = architecture.published_parameters - built
+    assert len(differences) == 4
+    assert max(differences.values()) - min(differences.values()) < 0.15, differences
+    assert 5 < min(differences.values()) < 10, differences
+
+
+@pytest.mark.skipif(os.environ.get("SAM_OV_ALL_SAM2_SIZES") != "1", reason="minutes per size; SAM_OV_ALL_SAM2_SIZES=1")
+@pytest.mark.parametrize("model_type", LARGER_SIZES)
+def test_larger_sizes_convert_and_match(model_type, processor, tmp_path):
+    _, model, predictor = _family(model_type, tmp_path)
+    reference = Reference(model, processor, read_rgb_image(PHOTOS["coffee"]))
+    ours = predictor._encode(reference.pixel_values.numpy())
+    assert relative_error(ours["image_embeddings"], reference.embeddings[2].numpy()) < PARITY_EMBEDDING_TOLERANCE
+    reference.show_to(predictor)
+    for kwargs in prompts_for(reference.image.shape[:2]).values():
+        assert_same(predictor.predict(**kwargs), reference.predict(**kwargs))
