@@ -25,13 +25,17 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from utils.predictor import DECODER_CHUNK, MASK_THRESHOLD, ImageClaim, OVSamPredictor
-from utils.transforms import postprocess_masks, to_rgb_uint8
+from utils.predictor import DECODER_CHUNK, MASK_THRESHOLD, ImageClaim, OVSam2Predictor, OVSamPredictor
+from utils.transforms import to_rgb_uint8
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 UPSCALE_CHUNK = 16
 """Masks upscaled at once: bounds memory to 16 float32 masks of the crop's size."""
 CROP_EDGE_TOLERANCE = 20.0
+PRED_IOU_THRESH = 0.88
+SAM2_PRED_IOU_THRESH = 0.8
+"""The default ``pred_iou_thresh`` of segment_anything's generator, and of sam2's `SAM2AutomaticMaskGenerator`, the
+one default where the two differ."""
 
 
 @dataclass
@@ -99,7 +103,8 @@ class OVSamAutomaticMaskGenerator:
             prompts); exclusive with ``point_grids``.
         points_per_batch: points per step of the progress bar. Kept for upstream's interface: points are
             decoded, filtered and upscaled 16 at a time whatever it is, so memory does not depend on it.
-        pred_iou_thresh: keep masks whose predicted IoU is above this (0 keeps all).
+        pred_iou_thresh: keep masks whose predicted IoU is above this (0 keeps all). Default: upstream's,
+            0.88 for SAM 1 and 0.8 for a SAM 2 predictor (`OVSam2Predictor`), as sam2's generator has it.
         stability_score_thresh: keep masks at least this stable under a +-offset
             change of the logit threshold (0 keeps all).
         stability_score_offset: that offset.
@@ -123,7 +128,7 @@ class OVSamAutomaticMaskGenerator:
         predictor: OVSamPredictor,
         points_per_side: int | None = 32,
         points_per_batch: int = 64,
-        pred_iou_thresh: float = 0.88,
+        pred_iou_thresh: float | None = None,
         stability_score_thresh: float = 0.95,
         stability_score_offset: float = 1.0,
         box_nms_thresh: float = 0.7,
@@ -136,6 +141,8 @@ class OVSamAutomaticMaskGenerator:
         output_mode: str = "binary_mask",
         show_progress: bool = True,
     ) -> None:
+        if pred_iou_thresh is None:
+            pred_iou_thresh = SAM2_PRED_IOU_THRESH if isinstance(predictor, OVSam2Predictor) else PRED_IOU_THRESH
         if (points_per_side is None) == (point_grids is None):
             raise ValueError("Give exactly one of points_per_side and point_grids (set the other to None).")
         if output_mode not in OUTPUT_MODES:
@@ -280,7 +287,7 @@ class OVSamAutomaticMaskGenerator:
 
         ``sizes``: the crop's (input_size, original_size) as the predictor had them when it decoded the logits.
         """
-        logits = postprocess_masks(low_res[:, None], *sizes)[:, 0]
+        logits = self._image.predictor.upscale_masks(low_res[:, None], *sizes)[:, 0]
         stability = stability_score(logits, MASK_THRESHOLD, self.stability_score_offset)
         keep = (
             stability >= self.stability_score_thresh

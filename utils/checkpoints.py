@@ -168,19 +168,21 @@ def _randomise_rel_pos(sam: "Sam", std: float = 0.02) -> "Sam":
     return sam
 
 
-FULL_INSTALL_MODULES = ("torch", "segment_anything", "transformers")
-"""What building a model needs: PyTorch, and the reference implementations of SAM 1 and of the SAM 2 family."""
+def modules_to_build(model_type: str) -> tuple[str, ...]:
+    """What building ``model_type`` in PyTorch needs: segment_anything for SAM 1; transformers, and timm for
+    EdgeTAM's trunk, for the SAM 2 family."""
+    return ("torch", "transformers", "timm") if is_sam2(model_type) else ("torch", "segment_anything")
 
 
-def missing_full_install(modules: tuple[str, ...] = FULL_INSTALL_MODULES) -> list[str]:
-    """The modules of the full install this Python lacks, found without importing them."""
-    return [name for name in modules if importlib.util.find_spec(name) is None]
+def missing_full_install(model_type: str = "vit_b") -> list[str]:
+    """The modules of the full install that building ``model_type`` needs and this Python lacks, found without
+    importing them."""
+    return [name for name in modules_to_build(model_type) if importlib.util.find_spec(name) is None]
 
 
 def _require_full_install(model_type: str) -> None:
     """One clear sentence where the light install (no PyTorch) reaches a step that needs it."""
-    needed = ("torch", "transformers", "timm") if is_sam2(model_type) else ("torch", "segment_anything")
-    missing = missing_full_install(needed)
+    missing = missing_full_install(model_type)
     if missing:
         raise ModuleNotFoundError(
             f"This step builds SAM in PyTorch, and this Python has no {' or '.join(missing)}: it is the light install. "

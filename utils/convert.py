@@ -229,8 +229,6 @@ def convert_sam(
     if ir_is_current(output_dir, stamp):
         return encoder_xml, decoder_xml
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / STAMP_FILE).unlink(missing_ok=True)
     conversion_id = f"{weights}/{uuid.uuid4().hex}"  # ties the decoder's parts to the whole decoder
     steps = _conversion_steps(sam, conversion_id, fused_attention)
     names = [path.name for path in ir_files(output_dir)]  # .bin then .xml, in the order of the steps
@@ -239,6 +237,8 @@ def convert_sam(
             f"{output_dir} is not named for {type(sam).__name__}'s IR: the folder's name tells which files it holds, "
             "so use utils.ir_store.ir_directory(model_type) (a SAM 2 family folder starts with its model type)."
         )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / STAMP_FILE).unlink(missing_ok=True)
     with (
         staged_files(output_dir, names, prefix=".converting-") as staged,
         tqdm(total=2 * len(steps), desc="SAM to OpenVINO", disable=not show_progress) as bar,

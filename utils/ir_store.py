@@ -88,8 +88,14 @@ def ir_directory(model_type: str, models_dir: str | os.PathLike = "models", fuse
 def ir_files(folder: Path) -> list[Path]:
     """The files of one conversion, each .bin before .xml: the encoder, the decoder and, for SAM 1, the decoder's
     parts. A SAM 2 family folder is named after its model type (`ir_directory`), which says which it is."""
-    names = SAM2_IR_XML_FILES if is_sam2(folder.name.split("-")[0]) else IR_XML_FILES
+    names = SAM2_IR_XML_FILES if is_sam2(_model_type(folder)) else IR_XML_FILES
     return [folder / Path(name).with_suffix(suffix) for name in names for suffix in (".bin", ".xml")]
+
+
+def _model_type(folder: Path) -> str:
+    """The model type an `ir_directory` folder is named after (``sam_vit_b-random-seed0`` -> ``vit_b``)."""
+    name = Path(folder).name.split("-")[0]
+    return name.removeprefix("sam_")
 
 
 def conversion_stamp(weights: str, compress_to_fp16: bool, fused_attention: bool) -> dict:
@@ -189,7 +195,11 @@ def take_from_kit(folder: Path, stamp: dict) -> bool:
     raises `KitError`.
     """
     return _take_from_kit(
-        folder, _stamped_ir_files, stamp, bool(missing_full_install()), "Converting here needs PyTorch"
+        folder,
+        _stamped_ir_files,
+        stamp,
+        bool(missing_full_install(_model_type(folder))),
+        "Converting here needs PyTorch",
     )
 
 

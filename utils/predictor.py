@@ -95,7 +95,15 @@ class OVSamPredictor:
         if device.split(":")[0].split(".")[0] not in known:
             raise ValueError(f"OpenVINO device {device!r} is not available here; choose one of {available}.")
         self.device = device
-        self.encoder = core.compile_model(encoder_xml, device, config or {})
+        encoder = core.read_model(encoder_xml)
+        if _has_sam2_encoder_outputs(encoder.outputs) != isinstance(self, OVSam2Predictor):
+            outputs = [sorted(port.get_names()) for port in encoder.outputs]
+            wanted = "OVSamPredictor" if isinstance(self, OVSam2Predictor) else "OVSam2Predictor"
+            raise ValueError(
+                f"{encoder_xml} is another family's image encoder (outputs {outputs}; SAM 2's are "
+                f"{list(SAM2_ENCODER_OUTPUTS)}): use {wanted} for it, or open_predictor, which chooses."
+            )
+        self.encoder = core.compile_model(encoder, device, config or {})
         decoder = core.read_model(decoder_xml)
         self.decoder = core.compile_model(decoder, device, config or {})
         self._decoder_request = self.decoder.create_infer_request()
@@ -255,7 +263,19 @@ class OVSamPredictor:
     def _upscale(self, low_res: np.ndarray, return_logits: bool) -> np.ndarray:
         """Low-res logits [B,C,256,256] to masks [B,C,H,W] at the image size, thresholded unless asked not to."""
         threshold = None if return_logits else MASK_THRESHOLD
-        return postprocess_masks(low_res, self.input_size, self.original_size, threshold)
+        return self.upscale_masks(low_res, self.input_size, self.original_size, threshold)
+
+    @staticmethod
+    def upscale_masks(
+        low_res: np.ndarray, input_size: tuple[int, int], size: tuple[int, int], threshold: float | None = None
+    ) -> np.ndarray:
+        """Logits [B,C,256,256] decoded for an image whose ``input_size`` the predictor had then, upscaled to
+        ``size`` [B,C,H,W] (`utils.transforms.postprocess_masks`), and thresholded when ``threshold`` is given.
+
+        The mask generator and the widget upscale logits they kept with this, after the predictor may have
+        moved on to another image, so it takes the sizes instead of reading them from the predictor.
+        """
+        return postprocess_masks(low_res, input_size, size, threshold)
 
     def _decode(
         self,
@@ -339,19 +359,10 @@ class OVSam2Predictor(OVSamPredictor):
       `get_image_embedding` returns the 1x256x64x64 one, as for SAM 1;
     - prompts (`_decoder_points`): coordinates are scaled per axis, and a padding point always ends a prompt;
     - the single-mask output (`_choose_outputs`): kept only when stable, else the best candidate;
-    - masks (`_upscale`): the 256x256 logits are resized to the image in one bilinear step.
+    - masks (`upscale_masks`): the 256x256 logits are resized to the image in one bilinear step.
 
     The decoder is not split into parts for SAM 2 (no split has been measured faster for it yet).
     """
-
-    def __init__(self, encoder_xml, decoder_xml, device: str = "CPU", config: dict | None = None) -> None:
-        super().__init__(encoder_xml, decoder_xml, device, config)
-        if not _has_sam2_encoder_outputs(self.encoder.outputs):
-            outputs = [sorted(port.get_names()) for port in self.encoder.outputs]
-            raise ValueError(
-                f"{encoder_xml} is not a SAM 2 image encoder (its outputs are {outputs}, SAM 2's are "
-                f"{list(SAM2_ENCODER_OUTPUTS)}): for SAM 1 IR use OVSamPredictor, or open_predictor to choose."
-            )
 
     def _encoder_input(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         return sam2_encoder_input(image), (IMAGE_SIZE, IMAGE_SIZE)
@@ -389,8 +400,11 @@ class OVSam2Predictor(OVSamPredictor):
             scores[rows, pick][:, None], np.float32
         )
 
-    def _upscale(self, low_res: np.ndarray, return_logits: bool) -> np.ndarray:
-        return sam2_postprocess_masks(low_res, self.original_size, None if return_logits else MASK_THRESHOLD)
+    @staticmethod
+    def upscale_masks(low_res, input_size, size, threshold=None):
+        """`OVSamPredictor.upscale_masks` for SAM 2: one bilinear step to ``size``; there is no padding, so
+        ``input_size`` plays no part (`utils.transforms.sam2_postprocess_masks`)."""
+        return sam2_postprocess_masks(low_res, size, threshold)
 
 
 def open_predictor(
@@ -532,7 +546,8 @@ def decoder_points(
     As in `PromptEncoder`, box corners are points labelled 2 and 3, and when
     there is no box a padding point labelled -1 is appended to the points. With
     ``sam2``, coordinates are mapped as SAM 2 maps them (`utils.transforms.sam2_apply_coords`)
-    and the padding point is appended also after a box, as SAM 2's prompt encoder does.
+    and the padding point is appended also after a box, as SAM 2's prompt encoder does (two
+    padding points for a prompt that is a mask alone, as transformers' `Sam2Model` gives it).
     """
     map_coords = sam2_apply_coords if sam2 else apply_coords
     batch = 1 if boxes is None else boxes.shape[0]
@@ -546,8 +561,10 @@ def decoder_points(
         parts_coords.append(map_coords(boxes.reshape(-1, 2, 2), original_size).reshape(batch, 2, 2))
         parts_labels.append(np.tile(np.array(BOX_CORNER_LABELS, dtype=np.float32), (batch, 1)))
     if boxes is None or sam2:
-        parts_coords.append(np.zeros((batch, 1, 2), dtype=np.float32))
-        parts_labels.append(np.full((batch, 1), PADDING_LABEL, dtype=np.float32))
+        # SAM 2 with a mask alone: transformers' Sam2Model adds a point labelled -1, then pads it like any other
+        padding = 2 if sam2 and points is None and boxes is None else 1
+        parts_coords.append(np.zeros((batch, padding, 2), dtype=np.float32))
+        parts_labels.append(np.full((batch, padding), PADDING_LABEL, dtype=np.float32))
     coords = np.concatenate(parts_coords, axis=1).astype(np.float32)
     labels = np.concatenate(parts_labels, axis=1).astype(np.float32)
     return coords, labels

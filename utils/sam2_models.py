@@ -170,52 +170,60 @@ def load_reference_model(model_type: str, checkpoint_dir: str | os.PathLike, sho
     """``model_type``'s transformers model with the real weights, in eval mode.
 
     The hub files are fetched into ``checkpoint_dir`` (a `huggingface_hub` cache), or read from the
-    workshop kit when ``SAM_OV_MIRROR`` is set. A missing network, a missing kit entry or a corrupt
-    file raise `utils.checkpoints.CheckpointError` saying what to do.
+    workshop kit, without network, when ``SAM_OV_MIRROR`` is set. A missing network, a missing kit
+    entry or a corrupt file raise `utils.checkpoints.CheckpointError` saying what to do.
     """
     from utils.checkpoints import CheckpointError
 
-    folder = hub_snapshot(model_type, checkpoint_dir, show_progress)
+    kit = os.environ.get(MIRROR_ENV)
+    cache, offline = (Path(kit) / KIT_HUB_FOLDER, True) if kit else (Path(checkpoint_dir), False)
+    folder = hub_snapshot(model_type, cache, offline, show_progress)
     try:
         return reference_model_class(model_type).from_pretrained(folder).eval()
     except Exception as err:  # safetensors and transformers raise many types for a bad file
+        remedy = (
+            f"Fill the kit again on a machine with network (python -m utils.prefetch KIT --models {model_type})."
+            if offline
+            else "Delete that folder and run again to download a fresh copy."
+        )
         raise CheckpointError(
-            f"{folder} could not be loaded as {model_type} ({type(err).__name__}: {err}). "
-            "Delete that folder and run again to download a fresh copy."
+            f"{folder} could not be loaded as {model_type} ({type(err).__name__}: {err}). {remedy}"
         ) from err
 
 
-def hub_snapshot(model_type: str, checkpoint_dir: str | os.PathLike, show_progress: bool = True) -> Path:
-    """The local folder with ``model_type``'s `HUB_FILES`, downloaded at its pinned revision if missing."""
+def hub_snapshot(model_type: str, cache: str | os.PathLike, offline: bool, show_progress: bool = True) -> Path:
+    """The folder in the `huggingface_hub` cache ``cache`` with ``model_type``'s `HUB_FILES` at its pinned
+    revision, downloaded first unless ``offline`` (a workshop kit: `utils.prefetch` fills ``KIT/huggingface``)."""
+    from utils.checkpoints import CheckpointError, missing_full_install
+
+    if missing_full_install(model_type):
+        raise ModuleNotFoundError(
+            f"Fetching {model_type}'s weights needs the full install's huggingface_hub and transformers "
+            "(pip install -r requirements.txt -c constraints.txt)."
+        )
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
-    from utils.checkpoints import CheckpointError
-
     architecture = SAM2_ARCHITECTURES[model_type]
-    kit = os.environ.get(MIRROR_ENV)
-    cache = Path(kit) / KIT_HUB_FOLDER if kit else Path(checkpoint_dir)
-    (disable_progress_bars if not show_progress else enable_progress_bars)()
+    source = f"{architecture.repo_id}@{architecture.revision}"
+    if not show_progress:
+        disable_progress_bars()
     try:
         paths = [
             hf_hub_download(
-                architecture.repo_id,
-                name,
-                revision=architecture.revision,
-                cache_dir=cache,
-                local_files_only=bool(kit),
+                architecture.repo_id, name, revision=architecture.revision, cache_dir=cache, local_files_only=offline
             )
             for name in HUB_FILES
         ]
     except LocalEntryNotFoundError as err:
-        where = f"the workshop kit {kit}" if kit else "the cache, and the hub cannot be reached"
+        where = f"the workshop kit's {cache}" if offline else f"{cache}, and the hub cannot be reached"
         raise CheckpointError(
-            f"{architecture.repo_id}@{architecture.revision} is not in {where}. Fill a kit on a machine with network "
+            f"{source} is not in {where}. Fill a kit on a machine with network "
             f"(python -m utils.prefetch KIT --models {model_type}) and set {MIRROR_ENV}=KIT."
         ) from err
     except HfHubHTTPError as err:
-        raise CheckpointError(f"The hub refused {architecture.repo_id}@{architecture.revision}: {err}") from err
+        raise CheckpointError(f"The Hugging Face hub refused {source}: {err}") from err
     finally:
         enable_progress_bars()
     return Path(paths[0]).parent

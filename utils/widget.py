@@ -28,7 +28,6 @@ import numpy as np
 import traitlets
 
 from utils.predictor import MASK_THRESHOLD, ImageClaim, OVSamPredictor, prompts_to_arguments
-from utils.transforms import postprocess_masks
 from utils.viz import MASK_ALPHA, MASK_RGB
 
 ACTIONS = ("point", "box", "undo", "reset", "cycle", "upload")
@@ -124,13 +123,13 @@ class SamWidget(anywidget.AnyWidget):
         return self._full_size[self.candidate]
 
     def _upscaled(self, size: tuple[int, int]) -> np.ndarray:
-        """The shown candidate's logits upscaled to ``size`` (`postprocess_masks`) and thresholded: HxW bool.
+        """The shown candidate's logits upscaled to ``size`` (the predictor's `upscale_masks`), thresholded: HxW bool.
 
         Uses the image sizes stored with the logits, not the predictor's: the predictor may
         have been given another image since (the gradio app or the mask generator share it).
         """
         logits = self._low_res[self.candidate][None, None]
-        return postprocess_masks(logits, self._sizes[0], size, MASK_THRESHOLD)[0, 0]
+        return self.predictor.upscale_masks(logits, self._sizes[0], size, MASK_THRESHOLD)[0, 0]
 
     def save_mask(self, path: str | os.PathLike) -> Path:
         """Save the current mask as a black-and-white PNG."""
