@@ -25,7 +25,14 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from utils.predictor import DECODER_CHUNK, MASK_THRESHOLD, ImageClaim, OVSam2Predictor, OVSamPredictor
+from utils.predictor import (
+    DECODER_CHUNK,
+    MASK_THRESHOLD,
+    ImageClaim,
+    OVSam2Predictor,
+    OVSamPredictor,
+    stability_score,
+)
 from utils.transforms import to_rgb_uint8
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
@@ -356,14 +363,6 @@ def generate_crop_boxes(
 
 
 # ------------------------------------------------------------------ mask arithmetic
-def stability_score(logits: np.ndarray, threshold: float, offset: float) -> np.ndarray:
-    """IoU of the masks thresholded at threshold+offset and threshold-offset (nested, so a ratio of areas)."""
-    high = (logits > threshold + offset).sum(axis=(-1, -2), dtype=np.int64)
-    low = (logits > threshold - offset).sum(axis=(-1, -2), dtype=np.int64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (high / low).astype(np.float32)
-
-
 def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     """Inclusive XYXY pixel boxes [N, 4] around boolean masks [N, H, W]; [0, 0, 0, 0] for an empty mask."""
     if len(masks) == 0:

@@ -391,9 +391,7 @@ class OVSam2Predictor(OVSamPredictor):
         elsewhere the candidate with the highest predicted IoU (sam2's ``_dynamic_multimask_via_stability``)."""
         if multimask_output:
             return OVSamPredictor._choose_outputs(logits, scores, multimask_output)
-        single = logits[:, 0].reshape(len(logits), -1)
-        inside, around = (single > STABILITY_DELTA).sum(1), (single > -STABILITY_DELTA).sum(1)
-        stability = np.where(around > 0, inside / np.maximum(around, 1), 1.0)
+        stability = np.nan_to_num(stability_score(logits[:, 0], 0.0, STABILITY_DELTA), nan=1.0)  # 0/0: no mask
         pick = np.where(stability >= STABILITY_THRESHOLD, 0, 1 + np.argmax(scores[:, 1:], axis=1))
         rows = np.arange(len(logits))
         return np.array(logits[rows, pick][:, None], dtype=np.float32), np.array(
@@ -405,6 +403,15 @@ class OVSam2Predictor(OVSamPredictor):
         """`OVSamPredictor.upscale_masks` for SAM 2: one bilinear step to ``size``; there is no padding, so
         ``input_size`` plays no part (`utils.transforms.sam2_postprocess_masks`)."""
         return sam2_postprocess_masks(low_res, size, threshold)
+
+
+def stability_score(logits: np.ndarray, threshold: float, offset: float) -> np.ndarray:
+    """IoU of the masks (the last two axes) thresholded at threshold+offset and threshold-offset (nested, so a
+    ratio of areas); NaN where both are empty. The mask generator filters by it, SAM 2's single-mask rule uses it."""
+    high = (logits > threshold + offset).sum(axis=(-1, -2), dtype=np.int64)
+    low = (logits > threshold - offset).sum(axis=(-1, -2), dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (high / low).astype(np.float32)
 
 
 def open_predictor(
