@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import F32
 from utils.checkpoints import weights_id
 from utils.convert import convert_sam, ensure_sam_ir
-from utils.ir_store import STAMP_FILE, ir_directory, ir_is_current, read_stamp
+from utils.ir_store import STAMP_FILE, definition_source, ir_directory, ir_is_current, read_stamp
 
 
 def port_shapes(ports) -> dict[str, str]:
@@ -180,3 +180,15 @@ def test_export_code_digest_leaves_out_empty_fields_that_differ_between_pythons(
     text = _syntax_text(ast.parse("def f(x, *, y=None):\n    return g(x)[0]"))
     assert "FunctionDef(name='f'" in text and "Name(id='g', ctx=Load())" in text
     assert "=[]" not in text and "=None" not in text and "type_params" not in text and "lineno" not in text
+
+
+def test_definition_source_reads_a_wrapper_without_importing_it():
+    """What notebook 08 prints in the light install: the wrapper's code, as inspect would show it."""
+    import inspect
+
+    from utils.sam2_export import Sam2ImageEncoderModel
+
+    expected = inspect.getsource(Sam2ImageEncoderModel).rstrip()
+    assert definition_source("utils.sam2_export", "Sam2ImageEncoderModel") == expected
+    with pytest.raises(NameError, match="defines no class or function Sam3"):
+        definition_source("utils.sam2_export", "Sam3")

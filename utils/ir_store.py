@@ -124,6 +124,16 @@ def module_source(name: str) -> str:
     return Path(spec.origin).read_text(encoding="utf-8")
 
 
+def definition_source(module: str, name: str) -> str:
+    """The source of the class or function ``name`` defined at the top of ``module``, read without importing it
+    (a notebook shows an export wrapper's code in the light install, which cannot import torch)."""
+    source = module_source(module)
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
+            return ast.get_source_segment(source, node)
+    raise NameError(f"{module} defines no class or function {name}")
+
+
 def code_digest(sources: dict[str, str]) -> str:
     """sha256 over each module's name and syntax tree, docstrings left out.
 

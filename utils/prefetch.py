@@ -9,7 +9,7 @@ Copy the folder to each laptop (or a shared drive) and set ``SAM_OV_MIRROR=KIT``
 `download_file` call then reads from it, with the same sha256 checks, and no network is
 needed. With ``--with-ir`` the kit also holds the IR under ``KIT/ir/`` (made here, with the
 full install): the FP IR and the INT8 encoder quantized on ``data/calibration/``. `ensure_sam_ir`
-and `ensure_int8_encoder` copy them from there when their stamps match, so notebooks 02 to 06
+and `ensure_int8_encoder` copy them from there when their stamps match, so notebooks 02 to 06 and 08
 run on laptops with the light install (no PyTorch, no NNCF) and convert or quantize nothing.
 """
 

@@ -191,9 +191,16 @@ def load_reference_model(model_type: str, checkpoint_dir: str | os.PathLike, sho
         ) from err
 
 
-def hub_snapshot(model_type: str, cache: str | os.PathLike, offline: bool, show_progress: bool = True) -> Path:
+def hub_snapshot(
+    model_type: str, cache: str | os.PathLike, offline: bool, show_progress: bool = True, endpoint: str | None = None
+) -> Path:
     """The folder in the `huggingface_hub` cache ``cache`` with ``model_type``'s `HUB_FILES` at its pinned
-    revision, downloaded first unless ``offline`` (a workshop kit: `utils.prefetch` fills ``KIT/huggingface``)."""
+    revision, downloaded first unless ``offline`` (a workshop kit: `utils.prefetch` fills ``KIT/huggingface``).
+
+    ``endpoint`` is the hub's address; None is `huggingface_hub`'s (https://huggingface.co, or ``HF_ENDPOINT``
+    for a mirror). The files arrive through `huggingface_hub`'s own ``.incomplete`` files, so an interrupted
+    download leaves nothing in the snapshot and the next call resumes it.
+    """
     from utils.checkpoints import CheckpointError, missing_full_install
 
     if missing_full_install(model_type):
@@ -201,6 +208,7 @@ def hub_snapshot(model_type: str, cache: str | os.PathLike, offline: bool, show_
             f"Fetching {model_type}'s weights needs the full install's huggingface_hub and transformers "
             "(pip install -r requirements.txt -c constraints.txt)."
         )
+    import httpx2  # huggingface_hub's HTTP client
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
@@ -212,7 +220,12 @@ def hub_snapshot(model_type: str, cache: str | os.PathLike, offline: bool, show_
     try:
         paths = [
             hf_hub_download(
-                architecture.repo_id, name, revision=architecture.revision, cache_dir=cache, local_files_only=offline
+                architecture.repo_id,
+                name,
+                revision=architecture.revision,
+                cache_dir=cache,
+                local_files_only=offline,
+                endpoint=endpoint,
             )
             for name in HUB_FILES
         ]
@@ -224,6 +237,11 @@ def hub_snapshot(model_type: str, cache: str | os.PathLike, offline: bool, show_
         ) from err
     except HfHubHTTPError as err:
         raise CheckpointError(f"The Hugging Face hub refused {source}: {err}") from err
+    except (OSError, httpx2.TransportError) as err:  # the connection lost during a transfer, a full disk
+        raise CheckpointError(
+            f"Downloading {source} into {cache} failed ({type(err).__name__}: {err}). Run again when the network is "
+            "back: huggingface_hub resumes from the part it has."
+        ) from err
     finally:
         enable_progress_bars()
     return Path(paths[0]).parent

@@ -118,9 +118,14 @@ def sam2_encoder_input(image: np.ndarray) -> np.ndarray:
     does; the two round to uint8 differently, by one grey level at most), then scaled to 0..1 and
     normalised with ImageNet's statistics.
     """
-    resized = np.asarray(Image.fromarray(image).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR), dtype=np.float32)
+    resized = sam2_resize(image).astype(np.float32)
     normalised = (resized / 255.0 - SAM2_PIXEL_MEAN) / SAM2_PIXEL_STD
     return np.ascontiguousarray(normalised.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def sam2_resize(image: np.ndarray) -> np.ndarray:
+    """An HxWx3 uint8 image resized to SAM 2's whole 1024x1024 square (the aspect ratio not kept), uint8."""
+    return np.asarray(Image.fromarray(image).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR))
 
 
 def sam2_apply_coords(coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:

@@ -142,6 +142,44 @@ def show_preprocessing(image: np.ndarray, point: np.ndarray) -> plt.Figure:
     return figure
 
 
+def compare_preprocessing(image: np.ndarray, point: np.ndarray) -> plt.Figure:
+    """SAM 1's encoder frame beside SAM 2's, ``point`` (x, y in image pixels) drawn where each family maps it.
+
+    SAM 1 resizes the longest side to 1024 and pads the rest with the mean colour; SAM 2 resizes the
+    image to the whole 1024x1024 square, so the aspect ratio is lost and nothing is padded.
+    """
+    from utils.transforms import (
+        IMAGE_SIZE,
+        PIXEL_MEAN,
+        apply_coords,
+        resize_longest_side,
+        sam2_apply_coords,
+        sam2_resize,
+        to_rgb_uint8,
+    )
+
+    image = to_rgb_uint8(image)
+    resized = resize_longest_side(image)
+    sam1_frame = np.full((IMAGE_SIZE, IMAGE_SIZE, 3), PIXEL_MEAN.round(), np.uint8)  # padded with the mean colour
+    sam1_frame[: resized.shape[0], : resized.shape[1]] = resized
+    point = np.asarray(point, dtype=float)[None]
+    panels = (
+        (
+            sam1_frame,
+            apply_coords(point, image.shape[:2])[0],
+            f"SAM 1: longest side 1024 ({resized.shape[1]}x{resized.shape[0]}), padded",
+        ),
+        (sam2_resize(image), sam2_apply_coords(point, image.shape[:2])[0], "SAM 2: the whole 1024x1024, no padding"),
+    )
+    figure, axes = plt.subplots(1, 2, figsize=(11, 5.4))
+    for ax, (frame, mapped, title) in zip(axes, panels):
+        ax.imshow(frame)
+        show_points(mapped[None], np.array([1]), ax, marker_size=200)
+        ax.set_title(f"{title}\npoint ({point[0, 0]:.0f}, {point[0, 1]:.0f}) -> ({mapped[0]:.1f}, {mapped[1]:.1f})")
+    figure.tight_layout()
+    return figure
+
+
 def draw_sam_diagram() -> plt.Figure:
     """SAM as this series runs it: which part runs once per image, which once per prompt, and what flows between."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
