@@ -32,7 +32,7 @@ import openvino as ov
 
 from benchmarks.encoder_profile import markdown as profile_markdown
 from benchmarks.encoder_profile import profile
-from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header, write_json
+from benchmarks.report import ROOT, benchmark_parser, count_gmac, median_ms, print_header, write_json
 from utils.accuracy import fixed_prompts
 from utils.precision import F32
 from utils.predictor import (
@@ -45,16 +45,6 @@ from utils.predictor import (
 from utils.transforms import encoder_input, read_rgb_image
 
 PRECISIONS = {"f32": F32, "default": {}}
-
-
-def count_gmac(module, inputs: dict) -> float:
-    """Multiply-adds of one forward pass of ``module`` on ``inputs`` (keyword tensors), in billions."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(**inputs)
-    return counter.get_total_flops() / 2e9
 
 
 def prompt_inputs(image: np.ndarray, batch: int) -> dict[str, np.ndarray]:
@@ -120,9 +110,9 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
             for size, p in points.items()
         },
     }
-    gmac = {name: count_gmac(modules[name], as_torch(feeds["one"])) for name, feeds in inputs.items()}
-    gmac["encoder"] = count_gmac(modules["encoder"], as_torch({"image": preprocessed}))
-    gmac["image side"] = count_gmac(modules["image side"], as_torch({"image_embeddings": embedding}))
+    gmac = {name: count_gmac(modules[name], **as_torch(feeds["one"])) for name, feeds in inputs.items()}
+    gmac["encoder"] = count_gmac(modules["encoder"], **as_torch({"image": preprocessed}))
+    gmac["image side"] = count_gmac(modules["image side"], **as_torch({"image_embeddings": embedding}))
 
     rows = {
         "PyTorch eager f32, prompt encoder + mask decoder": _row(

@@ -9,17 +9,25 @@ table per IR: the runtime layer types (after the CPU plugin's own fusions, so a 
 shows as "Subgraph" or "ScaledDotProductAttention") with their share of the last run, plus the
 median wall time. Converts and quantizes whatever is missing first. The SAM 2 family has one
 export (transformers' attention as it is, no INT8 yet), so it gets one table.
+
+Under each table, the work split the way the CPU runs it (`work_by_kind`, counted on the IR's static
+shapes): the linear layers, which the plugin runs as FullyConnected and which set the practical limit,
+against everything else (attention, convolutions, and the reshapes, transposes and elementwise work
+around them), each with the GMAC per second it reached. A model whose "else" rate is far below its
+linear rate loses its time outside the matrix products. Writes
+benchmarks/results/encoder_profile-<model type>-<precision>.md.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 from pathlib import Path
 
 import openvino as ov
 
-from benchmarks.report import benchmark_parser, median_ms, print_header
-from utils.precision import F32
+from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header
+from utils.precision import F32, isa_line
 from utils.sam2_models import is_sam2
 from utils.transforms import encoder_input, read_rgb_image, sam2_encoder_input
 
@@ -38,6 +46,47 @@ def profile(model_xml: Path, inputs: dict, config: dict, runs: int) -> dict:
     return {"wall_ms": wall_ms, "layer_ms": dict(by_type.most_common())}
 
 
+def work_by_kind(model: ov.Model) -> dict[str, float]:
+    """GMAC per run of ``model`` (static shapes), by kind: ``linear`` (a MatMul with constant weights: the CPU
+    plugin's FullyConnected), ``attention`` (the other MatMuls and ScaledDotProductAttention) and
+    ``convolution``."""
+    gmac: collections.Counter = collections.Counter()
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        out = math.prod(op.get_output_shape(0)) if op.get_output_size() else 0
+        if kind == "MatMul":
+            a_shape = list(op.get_input_shape(0))
+            inner = a_shape[-2] if op.get_attributes()["transpose_a"] else a_shape[-1]
+            weights = op.input_value(1).get_node()
+            while weights.get_type_name() in ("Convert", "Multiply", "Subtract", "Reshape", "Transpose"):
+                weights = weights.input_value(0).get_node()  # FP16 or INT8 weights, decompressed
+            gmac["linear" if weights.get_type_name() == "Constant" else "attention"] += out * inner / 1e9
+        elif kind == "ScaledDotProductAttention":
+            query, key = (list(op.get_input_shape(index)) for index in (0, 1))
+            gmac["attention"] += math.prod(query) * key[-2] * 2 / 1e9  # q @ k^T, then weights @ v
+        elif kind in ("Convolution", "GroupConvolution"):
+            kernel = list(op.get_input_shape(1))[-3:]  # (input channels per group, kh, kw)
+            gmac["convolution"] += out * math.prod(kernel) / 1e9
+    return dict(gmac)
+
+
+def work_line(work: dict[str, float], layer_ms: dict[str, float]) -> str:
+    """The linear layers' GMAC/s in FullyConnected against the rest of the work in the rest of the layers' time."""
+    linear_ms = layer_ms.get("FullyConnected", 0.0)
+    rest_ms = sum(layer_ms.values()) - linear_ms
+    rest = sum(work.values()) - work.get("linear", 0.0)
+    parts = ", ".join(f"{kind} {value:.1f}" for kind, value in sorted(work.items()))
+    return (
+        f"work {sum(work.values()):.1f} GMAC ({parts}): linear layers {work.get('linear', 0.0):.1f} GMAC in "
+        f"{linear_ms:.0f} ms of FullyConnected, {rate(work.get('linear', 0.0), linear_ms)}; everything else "
+        f"{rest:.1f} GMAC in {rest_ms:.0f} ms, {rate(rest, rest_ms)}"
+    )
+
+
+def rate(gmac: float, ms: float) -> str:
+    return f"{gmac / ms * 1000:.0f} GMAC/s" if ms > 0 else "no time measured"
+
+
 def markdown(name: str, result: dict, top: int = 8) -> str:
     total = sum(result["layer_ms"].values())
     lines = [
@@ -48,6 +97,8 @@ def markdown(name: str, result: dict, top: int = 8) -> str:
     ]
     for layer_type, ms in list(result["layer_ms"].items())[:top]:
         lines.append(f"| {layer_type} | {ms:.0f} | {100 * ms / total:.1f}% |")
+    if "work_gmac" in result:
+        lines += ["", work_line(result["work_gmac"], result["layer_ms"])]
     return "\n".join(lines)
 
 
@@ -63,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
 
-    print_header(args.model_type)
+    cpu = print_header(args.model_type)
     image = read_rgb_image(args.image)
     if is_sam2(args.model_type):
         encoders = {"export": ensure_sam_ir(args.model_type, args.models_dir)[0]}
@@ -78,10 +129,16 @@ def main(argv: list[str] | None = None) -> dict:
         encoders = {makers[key][0]: makers[key][1]() for key in args.exports}
         preprocessed = encoder_input(image)
     config = F32 if args.precision == "f32" else {}
-    results = {}
+    results, tables = {}, []
     for name, xml in encoders.items():
         results[name] = profile(xml, {0: preprocessed}, config, args.runs)
-        print("\n" + markdown(f"{name}, {args.precision} precision", results[name]))
+        results[name]["work_gmac"] = work_by_kind(ov.Core().read_model(xml))
+        tables.append(markdown(f"{args.model_type}, {name}, {args.precision} precision", results[name]))
+        print("\n" + tables[-1])
+    output = ROOT / "benchmarks" / "results" / f"encoder_profile-{args.model_type}-{args.precision}.md"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(f"CPU: {cpu['cpu']}; {isa_line(cpu)}\n\n" + "\n\n".join(tables) + "\n")
+    print(f"\nwritten: {output}")
     return results
 
 

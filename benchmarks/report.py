@@ -41,6 +41,19 @@ def write_json(result: dict, path: Path) -> None:
     print(f"\nwritten: {path}")
 
 
+def count_gmac(module, *args, **kwargs) -> float:
+    """Multiply-adds of one forward pass ``module(*args, **kwargs)`` (tensors), in billions: torch's FLOP
+    counter, halved (a multiply-add is two FLOPs). Attention runs on PyTorch's math backend while counting:
+    the counter sees nothing inside the CPU's fused `scaled_dot_product_attention` kernel."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        module(*args, **kwargs)
+    return counter.get_total_flops() / 2e9
+
+
 def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """Median wall time of ``function`` in milliseconds over ``repeats`` calls, after ``warmup`` untimed ones."""
     for _ in range(warmup):

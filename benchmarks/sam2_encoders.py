@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.sam2_encoders                       # vit_b, SAM 2.1 tiny and EdgeTAM
     .venv/bin/python -m benchmarks.sam2_encoders --model-types vit_b sam2.1_hiera_tiny sam2.1_hiera_large
 
-For each model type, one after another in this process: the encoder's work per image in GMAC (torch's
-FLOP counter on the exported wrapper, halved: one multiply-add is two FLOPs), its median latency in eager
+For each model type, one after another in this process: the encoder's work per image in GMAC
+(`benchmarks.report.count_gmac` on the exported wrapper, attention included), its median latency in eager
 PyTorch at f32 (segment_anything for vit_b, transformers for the SAM 2 family, on the same weights as the
 IR), in OpenVINO at f32 and at the CPU's default precision, the GMAC per second each reached, and one point
 prompt end to end (`predict`, upscaling included) in both. The ratios are against PyTorch on the same
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header, write_json
+from benchmarks.report import ROOT, benchmark_parser, count_gmac, median_ms, print_header, write_json
 from utils.precision import F32
 from utils.transforms import read_rgb_image
 
@@ -39,17 +39,6 @@ def encoder_module(model_type: str, model):
     from utils.export_wrappers import ImageEncoderModel
 
     return ImageEncoderModel(model).eval()
-
-
-def encoder_gmac(module, pixel_values) -> float:
-    """Multiply-adds of one forward pass, in billions: torch's FLOP counter, halved."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        module(pixel_values)
-    return counter.get_total_flops() / 2e9
 
 
 def pytorch_prompt(model_type: str, model, image: np.ndarray, point: dict):
@@ -98,7 +87,7 @@ def measure_model(model_type: str, model, predictors: dict, image: np.ndarray, r
     module = encoder_module(model_type, model)
     h, w = image.shape[:2]
     point = {"point_coords": np.array([[0.45 * w, 0.55 * h]]), "point_labels": np.array([1])}
-    row = {"gmac": encoder_gmac(module, pixel_values)}
+    row = {"gmac": count_gmac(module, pixel_values)}
     with torch.no_grad():
         row["pytorch_f32_ms"] = median_ms(lambda: module(pixel_values), repeats)
     row["pytorch_f32_prompt_ms"] = median_ms(pytorch_prompt(model_type, model, image, point), 3 * repeats)

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks import compare, decoder_speed, prompt_latency
 from benchmarks.compare_table import COLUMNS, failed_measurements, markdown
-from benchmarks.report import ROOT, peak_memory_mib, run_worker
+from benchmarks.report import ROOT, count_gmac, peak_memory_mib, run_worker
 from tests.helpers import make_test_images
 from utils.accuracy import PARITY_EMBEDDING_TOLERANCE, PARITY_MIN_MASK_IOU
 from utils.precision import cpu_description, isa_line, native_bf16
@@ -232,7 +232,9 @@ def test_rows_not_chosen_are_not_run_and_their_models_not_made(monkeypatch, tmp_
 
 
 def test_count_gmac_counts_a_known_amount_of_work():
-    """10 rows through a 64->32 linear layer, then a [4,8,16] @ [4,16,5] product: multiply-adds known by hand."""
+    """10 rows through a 64->32 linear layer, a [4,8,16] @ [4,16,5] product, and fused attention over 2 heads of 8
+    queries and 6 keys of width 16 (q @ k^T, then the weights @ v): multiply-adds known by hand. The attention is
+    what torch's counter misses inside the CPU's fused kernel (SAM 2's Hiera, the fused vit_b export)."""
     import torch
 
     class Known(torch.nn.Module):
@@ -240,11 +242,13 @@ def test_count_gmac_counts_a_known_amount_of_work():
             super().__init__()
             self.linear = torch.nn.Linear(64, 32)
 
-        def forward(self, x, a, b):
-            return self.linear(x), a @ b
+        def forward(self, x, a, b, q, k):
+            return self.linear(x), a @ b, torch.nn.functional.scaled_dot_product_attention(q, k, k)
 
     inputs = {"x": torch.ones(10, 64), "a": torch.ones(4, 8, 16), "b": torch.ones(4, 16, 5)}
-    assert decoder_speed.count_gmac(Known(), inputs) * 1e9 == pytest.approx(10 * 64 * 32 + 4 * 8 * 16 * 5)
+    inputs |= {"q": torch.ones(1, 2, 8, 16), "k": torch.ones(1, 2, 6, 16)}
+    expected = 10 * 64 * 32 + 4 * 8 * 16 * 5 + 2 * (2 * 8 * 6 * 16)
+    assert count_gmac(Known(), **inputs) * 1e9 == pytest.approx(expected)
 
 
 def test_decoder_speed_counts_work_and_times_every_decoder(tiny_sam, tiny_ir_f32, monkeypatch):
