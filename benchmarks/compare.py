@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.compare                  # vit_b on data/truck.jpg, every row: the long run
     .venv/bin/python -m benchmarks.compare --repeats 1 --prompt-repeats 3 --amg-points-per-side 8 --throughput-images 2
     .venv/bin/python -m benchmarks.compare --rows "PyTorch eager f32" "OpenVINO INT8 encoder"   # some rows only
+    .venv/bin/python -m benchmarks.compare --model-type sam2.1_hiera_tiny    # a SAM 2.1 size or edgetam
 
 From Python (notebook 07): ``compare.run(compare.settings(repeats=1, ...))`` returns the result.
 
@@ -15,7 +16,14 @@ generation end to end, encoder throughput over several images (OpenVINO:
 `AsyncInferQueue` with the THROUGHPUT hint; PyTorch: one image after another),
 the peak memory of the process that measured the row (an OpenVINO row releases
 its latency predictor before the throughput phase, see `measure`), and the model's size on
-disk. Ratios are against PyTorch eager f32 measured in the same run.
+disk. Ratios are against PyTorch eager f32 measured in the same run. Above the table, the encoder's
+work per image in GMAC (`benchmarks.report.count_gmac`, attention included, counted in a worker
+process); the GMAC/s column is that work over each row's encoder latency.
+
+For a SAM 2.1 size or EdgeTAM, three rows run: PyTorch eager f32 (transformers' model through
+`benchmarks.torch_reference.TorchSam2Predictor`, with this series' mask generator, since sam2's own is not
+installable), OpenVINO f32 and OpenVINO at the default precision (the SAM 2 export keeps transformers' fused
+attention, so it is the fused-export row); the other rows are SAM 1's and say so.
 
 Every row runs in a fresh process, so its peak memory and its thread pools are its own.
 What a row compiles on its first calls (torch.compile) is compiled before any timing, and
@@ -46,17 +54,21 @@ from benchmarks.compare_table import BASELINE, COLUMNS, add_ratios, failed_measu
 from benchmarks.report import ROOT, median_ms, peak_memory_mib, print_header, run_worker, seconds, write_json
 from utils.accuracy import fixed_prompts
 from utils.precision import F32, native_bf16
+from utils.sam2_models import is_sam2
 
 ROWS = {
-    BASELINE: {"backend": "pytorch", "autocast": False},
+    BASELINE: {"backend": "pytorch", "autocast": False, "sam2": True},
     "PyTorch bf16 autocast": {"backend": "pytorch", "autocast": True},
     "PyTorch torch.compile f32": {"backend": "pytorch", "autocast": False, "compile": True},
     "ONNX Runtime f32": {"backend": "onnxruntime"},
-    "OpenVINO f32": {"backend": "openvino", "fused": True, "int8": False, "config": F32},
+    "OpenVINO f32": {"backend": "openvino", "fused": True, "int8": False, "config": F32, "sam2": True},
     "OpenVINO default, plain export": {"backend": "openvino", "fused": False, "int8": False, "config": {}},
-    "OpenVINO default, fused export": {"backend": "openvino", "fused": True, "int8": False, "config": {}},
+    "OpenVINO default, fused export": {"backend": "openvino", "fused": True, "int8": False, "config": {}, "sam2": True},
     "OpenVINO INT8 encoder": {"backend": "openvino", "fused": True, "int8": True, "config": {}},
 }
+"""Each row's configuration; ``sam2``: the row also runs for the SAM 2 family (its one export, which keeps
+transformers' fused attention, counts as the fused export; the other rows are SAM 1's peers and exports)."""
+SAM2_ROW_REASON = "SAM 1 only (the SAM 2 family has one export, no INT8 encoder and no ONNX or compiled peer here)"
 DEFAULTS = {
     "model_type": "vit_b",
     "image": ROOT / "data" / "truck.jpg",
@@ -85,7 +97,8 @@ HELP = {
     "force_bf16": "measure PyTorch bf16 autocast even without native bf16 (very slow)",
     "rows": "the rows to measure (default: every row); the others are shown as not run",
 }
-INT8_ROW = "OpenVINO INT8 encoder"
+WORK_WORKER = "count work"
+"""The worker that counts the encoder's GMAC (`count_encoder_work`), beside the rows' workers."""
 
 
 def settings(**overrides) -> dict:
@@ -122,7 +135,7 @@ def measure(make_parts: Callable[[], RowParts], image: np.ndarray, setup: dict) 
     predictor, not beside it, so that predictor is released first. The PyTorch and ONNX Runtime rows
     run throughput on their one model, which their throughput function keeps alive.
     """
-    from utils.transforms import encoder_input
+    from utils.transforms import encoder_input, sam2_encoder_input
 
     parts = make_parts()
     with parts.context:
@@ -130,7 +143,8 @@ def measure(make_parts: Callable[[], RowParts], image: np.ndarray, setup: dict) 
         throughput = parts.throughput
         del parts  # the last reference when make_parts built them (measure_row); a caller that kept them keeps them
         gc.collect()
-        result["throughput_fps"] = _guarded(lambda: throughput(encoder_input(image), setup["throughput_images"]))
+        preprocessed = sam2_encoder_input(image) if is_sam2(setup["model_type"]) else encoder_input(image)
+        result["throughput_fps"] = _guarded(lambda: throughput(preprocessed, setup["throughput_images"]))
     result["peak_memory_mib"] = peak_memory_mib()
     return result
 
@@ -159,6 +173,8 @@ def measure_row(name: str, setup: dict) -> dict:
     def make_parts() -> RowParts:
         if spec["backend"] == "pytorch":
             sam = load_sam(setup["model_type"], Path(setup["models_dir"]) / "checkpoints", show_progress=False)
+            if is_sam2(setup["model_type"]):
+                return sam2_pytorch_parts(sam, setup["amg_points_per_side"])
             return pytorch_parts(sam, spec["autocast"], setup["amg_points_per_side"], spec.get("compile", False))
         if spec["backend"] == "onnxruntime":
             return onnxruntime_parts(setup)
@@ -200,6 +216,29 @@ def pytorch_parts(sam, autocast: bool, amg_points_per_side: int, compiled: bool 
     return RowParts(predictor, generator, throughput, size_mb, context, warm_up)
 
 
+def sam2_pytorch_parts(model, amg_points_per_side: int) -> RowParts:
+    """transformers' SAM 2.1 or EdgeTAM model in eager PyTorch at f32 (`benchmarks.torch_reference.TorchSam2Predictor`),
+    with this series' mask generator on it: sam2's own generator is not installable, and the same generator on
+    both runtimes compares the runtimes alone."""
+    import torch
+
+    from benchmarks.torch_reference import TorchSam2Predictor
+    from utils.amg import OVSamAutomaticMaskGenerator
+
+    predictor = TorchSam2Predictor(model)
+
+    def throughput(preprocessed: np.ndarray, images: int) -> float:
+        batch = torch.from_numpy(preprocessed)
+        with torch.no_grad():
+            return images / seconds(lambda: [predictor.encoder_module(batch) for _ in range(images)])
+
+    size_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
+    generator = partial(
+        OVSamAutomaticMaskGenerator, predictor, points_per_side=amg_points_per_side, show_progress=False
+    )
+    return RowParts(predictor, generator, throughput, size_mb, contextlib.nullcontext())
+
+
 def onnxruntime_parts(setup: dict) -> RowParts:
     """ONNX Runtime on the ONNX files `export_onnx_in_subprocess` wrote (`benchmarks.peers.OrtSamPredictor`)."""
     from benchmarks.peers import ONNX_ENCODER_WEIGHTS, OrtSamPredictor
@@ -231,7 +270,7 @@ def openvino_parts(spec: dict, setup: dict) -> RowParts:
 
     from utils.amg import OVSamAutomaticMaskGenerator
     from utils.convert import ensure_sam_ir
-    from utils.predictor import OVSamPredictor
+    from utils.predictor import open_predictor
     from utils.quantize import ensure_int8_encoder
 
     encoder_xml, decoder_xml = ensure_sam_ir(
@@ -241,7 +280,7 @@ def openvino_parts(spec: dict, setup: dict) -> RowParts:
         encoder_xml = ensure_int8_encoder(
             setup["model_type"], setup["models_dir"], setup["calibration_dir"], setup["subset_size"]
         )
-    predictor = OVSamPredictor(encoder_xml, decoder_xml, device=setup["device"], config=spec["config"])
+    predictor = open_predictor(encoder_xml, decoder_xml, device=setup["device"], config=spec["config"])
 
     def throughput(preprocessed: np.ndarray, images: int) -> float:
         compiled = ov.Core().compile_model(
@@ -286,7 +325,11 @@ def prepare_models(setup: dict) -> dict:
     from utils.convert import ensure_sam_ir
     from utils.quantize import ensure_int8_encoder
 
-    chosen = [ROWS[name] for name in setup["rows"] if ROWS[name]["backend"] == "openvino"]
+    chosen = [
+        ROWS[name]
+        for name in setup["rows"]
+        if ROWS[name]["backend"] == "openvino" and (ROWS[name].get("sam2") or not is_sam2(setup["model_type"]))
+    ]
     models = {}
     if any(spec["fused"] for spec in chosen):
         models["fused"] = ensure_sam_ir(setup["model_type"], setup["models_dir"])
@@ -319,6 +362,8 @@ def not_run_reason(name: str, cpu: dict, setup: dict) -> str | None:
     spec = ROWS[name]
     if name not in setup["rows"]:
         return "not among the chosen rows (--rows)"
+    if is_sam2(setup["model_type"]) and not spec.get("sam2"):
+        return SAM2_ROW_REASON
     if spec.get("autocast") and not native_bf16(cpu) and not setup["force_bf16"]:
         return "no native bf16 (AVX-512 BF16 or AMX) on this CPU; --force-bf16 measures it anyway"
     if spec.get("compile"):
@@ -331,6 +376,18 @@ def not_run_reason(name: str, cpu: dict, setup: dict) -> str | None:
 def unmeasured_row(kind: str, message: str) -> dict:
     """A row whose every column holds {kind: message}: kind "not_measured" (skipped) or "error" (failed)."""
     return {column: {kind: message} for column in COLUMNS} | {"peak_memory_mib": None, "model_size_mb": None}
+
+
+def count_encoder_work(setup: dict) -> float:
+    """The image encoder's GMAC per image for ``setup["model_type"]``, on the same module the IR is exported from."""
+    import torch
+
+    from benchmarks.report import count_gmac
+    from benchmarks.sam2_encoders import encoder_module
+    from utils.checkpoints import load_sam
+
+    model = load_sam(setup["model_type"], Path(setup["models_dir"]) / "checkpoints", show_progress=False)
+    return count_gmac(encoder_module(setup["model_type"], model), torch.zeros(1, 3, 1024, 1024))
 
 
 def run_row_in_subprocess(name: str, setup: dict) -> dict:
@@ -368,6 +425,7 @@ def run(settings: dict) -> dict:
 
     cpu = print_header(settings["model_type"])
     models = prepare_models(settings)
+    work = run_worker("benchmarks.compare", ["--worker", WORK_WORKER, "--settings", json.dumps(settings)])
     rows = {}
     for name, spec in ROWS.items():
         reason = not_run_reason(name, cpu, settings)
@@ -385,10 +443,11 @@ def run(settings: dict) -> dict:
         "cpu": cpu,
         "model_type": settings["model_type"],
         "weights": describe_weights(settings["model_type"]),
+        "encoder_gmac": work.get("encoder_gmac", work),  # or {"error": ...}
         "settings": settings,
         "rows": rows,
-        "int8_accuracy": int8_accuracy(models, settings) if INT8_ROW in settings["rows"] else None,
-        "failed": failed_measurements(rows),
+        "int8_accuracy": int8_accuracy(models, settings) if "int8" in models else None,
+        "failed": failed_measurements(rows) + (["encoder work (GMAC)"] if "encoder_gmac" not in work else []),
     }
     table = markdown(result)
     print("\n" + table)
@@ -410,7 +469,7 @@ def parse_settings(argv: list[str] | None) -> tuple[dict, argparse.Namespace]:
             parser.add_argument(flag, action="store_true", help=HELP.get(key))
         else:
             parser.add_argument(flag, type=type(default), default=default, help=HELP.get(key))
-    parser.add_argument("--worker", choices=list(ROWS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*ROWS, WORK_WORKER], help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     chosen = {key: getattr(args, key) for key in DEFAULTS}
@@ -420,6 +479,9 @@ def parse_settings(argv: list[str] | None) -> tuple[dict, argparse.Namespace]:
 def main(argv: list[str] | None = None) -> int:
     """The command line: measure (or, with --worker, one row) and return 1 if any measurement failed."""
     run_settings, args = parse_settings(argv)
+    if args.worker == WORK_WORKER:
+        print(json.dumps({"encoder_gmac": count_encoder_work(json.loads(args.settings))}))
+        return 0
     if args.worker:
         print(json.dumps(measure_row(args.worker, json.loads(args.settings))))
         return 0

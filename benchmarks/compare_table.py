@@ -46,8 +46,10 @@ def failed_measurements(rows: dict) -> list[str]:
 def markdown(result: dict) -> str:
     """The header lines (CPU, weights, rows not run) and the table; failed cells say so with their error."""
     cpu = result["cpu"]
+    gmac = result.get("encoder_gmac")  # absent in results from before it was counted
     lines = [
         f"CPU: {cpu['cpu']}; {isa_line(cpu)}. OpenVINO {cpu['openvino']}. {result['weights']}",
+        f"Model: {result['model_type']}. {_work_line(gmac)}",
         *[
             f"{name}: not run, {row['encoder_ms']['not_measured']}."
             for name, row in result["rows"].items()
@@ -66,15 +68,17 @@ def markdown(result: dict) -> str:
             if isinstance(row.get("warm_up_s"), dict) and "error" in row["warm_up_s"]
         ],
         "",
-        "| configuration | encoder (ms) | x | one prompt (ms) | x | AMG end to end (s) | x "
+        "| configuration | encoder (ms) | x | GMAC/s | one prompt (ms) | x | AMG end to end (s) | x "
         "| throughput (img/s) | x | peak memory (MiB) | size (MB) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in result["rows"].items():
         cells = []
         for column in COLUMNS:
             value, ratio = row[column], row.get("ratios", {}).get(column)
             cells += [_format(value), "" if ratio is None else f"{ratio:.2f}"]
+            if column == "encoder_ms":
+                cells.append(_gmac_per_s(gmac, value))
         cells += [_format(row["peak_memory_mib"], 0), _format(row["model_size_mb"], 0)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     accuracy = result.get("int8_accuracy")
@@ -89,6 +93,21 @@ def markdown(result: dict) -> str:
             f"| images: {', '.join(accuracy['per_image'])} | | |",
         ]
     return "\n".join(lines)
+
+
+def _work_line(gmac) -> str:
+    if isinstance(gmac, float):
+        return f"Encoder work: {gmac:.1f} GMAC per image (attention included); GMAC/s is that over the encoder's time."
+    if isinstance(gmac, dict):
+        return f"Encoder work: not counted ({gmac.get('error', '')[:80]})."
+    return "Encoder work: not counted in this run."
+
+
+def _gmac_per_s(gmac, encoder_ms) -> str:
+    """The encoder's GMAC per second in a row, or "n/a" where the work or the latency is missing."""
+    if not isinstance(gmac, float) or not isinstance(encoder_ms, float):
+        return "n/a"
+    return f"{gmac / (encoder_ms / 1000):.0f}"
 
 
 def _format(value, digits: int = 1) -> str:

@@ -72,13 +72,13 @@ def work_by_kind(model: ov.Model) -> dict[str, float]:
 
 def work_line(work: dict[str, float], layer_ms: dict[str, float]) -> str:
     """The linear layers' GMAC/s in FullyConnected against the rest of the work in the rest of the layers' time."""
-    linear_ms = layer_ms.get("FullyConnected", 0.0)
+    linear, linear_ms = work.get("linear", 0.0), layer_ms.get("FullyConnected", 0.0)
     rest_ms = sum(layer_ms.values()) - linear_ms
-    rest = sum(work.values()) - work.get("linear", 0.0)
+    rest = sum(work.values()) - linear
     parts = ", ".join(f"{kind} {value:.1f}" for kind, value in sorted(work.items()))
     return (
-        f"work {sum(work.values()):.1f} GMAC ({parts}): linear layers {work.get('linear', 0.0):.1f} GMAC in "
-        f"{linear_ms:.0f} ms of FullyConnected, {rate(work.get('linear', 0.0), linear_ms)}; everything else "
+        f"work {sum(work.values()):.1f} GMAC ({parts}): linear layers {linear:.1f} GMAC in "
+        f"{linear_ms:.0f} ms of FullyConnected, {rate(linear, linear_ms)}; everything else "
         f"{rest:.1f} GMAC in {rest_ms:.0f} ms, {rate(rest, rest_ms)}"
     )
 
@@ -102,9 +102,21 @@ def markdown(name: str, result: dict, top: int = 8) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
+SAM1_EXPORT_NAMES = {"plain": "plain export", "fused": "fused export", "int8": "fused export, INT8"}
+
+
+def sam1_encoder(export: str, model_type: str, models_dir: Path) -> Path:
+    """The encoder IR of one of SAM 1's exports (a key of `SAM1_EXPORT_NAMES`), made first when missing."""
     from utils.convert import ensure_sam_ir
     from utils.quantize import ensure_int8_encoder
+
+    if export == "int8":
+        return ensure_int8_encoder(model_type, models_dir)
+    return ensure_sam_ir(model_type, models_dir, fused_attention=export == "fused")[0]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from utils.convert import ensure_sam_ir
 
     parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--precision", choices=["default", "f32"], default="default")
@@ -120,13 +132,9 @@ def main(argv: list[str] | None = None) -> dict:
         encoders = {"export": ensure_sam_ir(args.model_type, args.models_dir)[0]}
         preprocessed = sam2_encoder_input(image)
     else:
-        model_type, models_dir = args.model_type, args.models_dir
-        makers = {
-            "plain": ("plain export", lambda: ensure_sam_ir(model_type, models_dir, fused_attention=False)[0]),
-            "fused": ("fused export", lambda: ensure_sam_ir(model_type, models_dir)[0]),
-            "int8": ("fused export, INT8", lambda: ensure_int8_encoder(model_type, models_dir)),
+        encoders = {
+            SAM1_EXPORT_NAMES[export]: sam1_encoder(export, args.model_type, args.models_dir) for export in args.exports
         }
-        encoders = {makers[key][0]: makers[key][1]() for key in args.exports}
         preprocessed = encoder_input(image)
     config = F32 if args.precision == "f32" else {}
     results, tables = {}, []

@@ -190,14 +190,9 @@ class OrtSamPredictor(OVSamPredictor):
             options = onnxruntime.SessionOptions()
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = ["CPUExecutionProvider"]
-        self.device = "CPU"
         self.encoder_session = onnxruntime.InferenceSession(str(encoder_onnx), options, providers=providers)
         self.decoder_session = onnxruntime.InferenceSession(str(decoder_onnx), options, providers=providers)
-        # OVSamPredictor's OpenVINO models: none here (only _encode and _run_decoder would use them)
-        self.encoder = self.decoder = self._decoder_request = None
-        self.decoder_image_side = self.decoder_prompt_side = self.decoder_prompt_side_with_mask = None
-        self._prompt_side_request = self._with_mask_request = None
-        self.reset_image()
+        self._without_openvino_models()
 
     def _encode(self, encoder_input: np.ndarray) -> np.ndarray:
         name = self.encoder_session.get_inputs()[0].name

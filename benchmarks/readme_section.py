@@ -2,12 +2,14 @@
 
     .venv/bin/python -m benchmarks.compare --output-dir benchmarks/published    # measure (writes compare.json)
     .venv/bin/python -m benchmarks.decoder_speed --profile --output benchmarks/published/decoder_speed.json
+    .venv/bin/python -m benchmarks.sam2_encoders --all --output benchmarks/published/sam2_encoders.json
     .venv/bin/python -m benchmarks.readme_section            # rewrite README.md between the markers
     .venv/bin/python -m benchmarks.readme_section --check    # exit 1 where README.md differs (the tests do this)
 
 Each section of README.md between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->`` is the
 markdown that the benchmark itself prints (`benchmarks.compare_table.markdown`,
-`benchmarks.decoder_speed.markdown`) for the committed JSON, so no figure in it is typed in.
+`benchmarks.decoder_speed.markdown`, `benchmarks.sam2_encoders.model_table`) for the committed JSON, so no
+figure in it is typed in.
 """
 
 from __future__ import annotations
@@ -40,9 +42,16 @@ def _decoder_speed_markdown(result: dict) -> str:
     return f"CPU: {cpu['cpu']}; {isa_line(cpu)}. OpenVINO {cpu['openvino']}.\n\n" + markdown(result | {"profiles": {}})
 
 
+def _model_table(result: dict) -> str:
+    from benchmarks.sam2_encoders import model_table
+
+    return model_table(result)
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "compare": ("compare.json", _compare_markdown),
     "decoder_speed": ("decoder_speed.json", _decoder_speed_markdown),
+    "models": ("sam2_encoders.json", _model_table),
 }
 """Section name -> (results file in benchmarks/published/, the benchmark's own markdown for it)."""
 

@@ -1,16 +1,21 @@
-"""SAM 1's vit_b against the SAM 2 family on one CPU: each image encoder in PyTorch and OpenVINO, its work and speed.
+"""Every model type on one CPU, SAM 1 against the SAM 2 family: each image encoder in PyTorch and OpenVINO, its work
+and speed, and one prompt.
 
     .venv/bin/python -m benchmarks.sam2_encoders                       # vit_b, SAM 2.1 tiny and EdgeTAM
     .venv/bin/python -m benchmarks.sam2_encoders --model-types vit_b sam2.1_hiera_tiny sam2.1_hiera_large
+    .venv/bin/python -m benchmarks.sam2_encoders --all --output benchmarks/published/sam2_encoders.json  # the README's
 
 For each model type, one after another in this process: the encoder's work per image in GMAC
 (`benchmarks.report.count_gmac` on the exported wrapper, attention included), its median latency in eager
 PyTorch at f32 (segment_anything for vit_b, transformers for the SAM 2 family, on the same weights as the
 IR), in OpenVINO at f32 and at the CPU's default precision, the GMAC per second each reached, and one point
 prompt end to end (`predict`, upscaling included) in both. The ratios are against PyTorch on the same
-model and against vit_b's OpenVINO encoder at the same precision, all from this one run. Writes
+model and against vit_b's OpenVINO encoder at the same precision, all from this one run. Each row also
+holds the model's parameter count (the torch model this series loads: SAM 1's whole model, the SAM 2
+family's image model, without the video memory) and the size of its IR folder. Writes
 benchmarks/results/sam2_encoders.json and .md. Converts what is missing first (FP16 weights, as the
-notebooks use; the compute precision is chosen at compile time).
+notebooks use; the compute precision is chosen at compile time). The README's model table
+(`model_table`, through `benchmarks.readme_section`) is written from the committed run in benchmarks/published/.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.report import ROOT, benchmark_parser, count_gmac, median_ms, print_header, write_json
-from utils.precision import F32
+from utils.precision import F32, isa_line
+from utils.sam2_models import SAM2_ARCHITECTURES, SAM2_MODEL_TYPES
 from utils.transforms import read_rgb_image
 
 DEFAULT_MODEL_TYPES = ["vit_b", "sam2.1_hiera_tiny", "edgetam"]
+ALL_MODEL_TYPES = ["vit_b", "vit_l", "vit_h", *SAM2_MODEL_TYPES]
 BASELINE_MODEL = "vit_b"
 
 
@@ -87,7 +94,7 @@ def measure_model(model_type: str, model, predictors: dict, image: np.ndarray, r
     module = encoder_module(model_type, model)
     h, w = image.shape[:2]
     point = {"point_coords": np.array([[0.45 * w, 0.55 * h]]), "point_labels": np.array([1])}
-    row = {"gmac": count_gmac(module, pixel_values)}
+    row = {"gmac": count_gmac(module, pixel_values), "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6}
     with torch.no_grad():
         row["pytorch_f32_ms"] = median_ms(lambda: module(pixel_values), repeats)
     row["pytorch_f32_prompt_ms"] = median_ms(pytorch_prompt(model_type, model, image, point), 3 * repeats)
@@ -147,29 +154,90 @@ def markdown(rows: dict, cpu: dict) -> str:
     return "\n".join(lines)
 
 
+def download(model_type: str) -> str:
+    """What a user downloads for ``model_type``: SAM 1's checkpoint size from its registry; for the SAM 2 family the
+    hub's file size could not be read where this was written, so the published parameter count at 4 bytes (the
+    hub's model.safetensors is f32), marked as such, or "not known here"."""
+    from utils.checkpoints import CHECKPOINTS
+
+    if model_type in CHECKPOINTS:
+        return f"{CHECKPOINTS[model_type].size_bytes / 1e6:.0f} MB"
+    published = SAM2_ARCHITECTURES[model_type].published_parameters
+    return f"about {published * 4:.0f} MB (estimated)" if published else "not known here"
+
+
+def weights_source(model_type: str) -> str:
+    from utils.checkpoints import CHECKPOINTS
+
+    if model_type in CHECKPOINTS:
+        return f"`{CHECKPOINTS[model_type].filename}`"
+    return f"`{SAM2_ARCHITECTURES[model_type].repo_id}` (hub)"
+
+
+def parameters(model_type: str, row: dict) -> str:
+    """The counted parameters, with the published count where it includes more (SAM 2.1's video memory)."""
+    published = SAM2_ARCHITECTURES[model_type].published_parameters if model_type in SAM2_ARCHITECTURES else None
+    return f"{row['parameters_m']:.1f} M" + (f" ({published:g} M with video memory)" if published else "")
+
+
+def model_table(result: dict) -> str:
+    """The README's table of every model type: weights, download, parameters, IR size, work and encoder time."""
+    cpu = result["cpu"]
+    weights = "seeded random weights of each architecture" if result.get("random_weights") else "the official weights"
+    lines = [
+        f"Measured on: {cpu['cpu']}; {isa_line(cpu)}. OpenVINO {cpu['openvino']}. Times are medians of "
+        f"{result['repeats']} runs on {Path(result['image']).name}, with {weights} (times do not depend on them).",
+        "",
+        "| `MODEL_TYPE` | weights | download | parameters | IR on disk | GMAC per image "
+        "| encoder, OpenVINO default (ms) | OpenVINO f32 (ms) | PyTorch f32 (ms) | one prompt, OpenVINO f32 (ms) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for model_type, row in result["rows"].items():
+        cells = [
+            weights_source(model_type),
+            download(model_type),
+            parameters(model_type, row),
+            f"{row['ir_mb']:.0f} MB",
+            f"{row['gmac']:.1f}",
+            f"{row['openvino_default_ms']:.0f}",
+            f"{row['openvino_f32_ms']:.0f}",
+            f"{row['pytorch_f32_ms']:.0f}",
+            f"{row['openvino_f32_prompt_ms']:.1f}",
+        ]
+        lines.append(f"| `{model_type}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
-    from utils.checkpoints import load_sam
+    from utils.checkpoints import load_sam, random_weights_seed
     from utils.convert import ensure_sam_ir
+    from utils.ir_store import ir_files
     from utils.predictor import open_predictor
 
     parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--model-types", nargs="+", default=DEFAULT_MODEL_TYPES)
+    parser.add_argument("--all", action="store_true", help=f"every model type: {' '.join(ALL_MODEL_TYPES)}")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "sam2_encoders.json")
     args = parser.parse_args(argv)
 
-    cpu = print_header(args.model_types[0])
+    model_types = ALL_MODEL_TYPES if args.all else args.model_types
+    cpu = print_header(model_types[0])
     image = read_rgb_image(args.image)
     rows = {}
-    for model_type in args.model_types:
+    for model_type in model_types:
         xml = ensure_sam_ir(model_type, args.models_dir)
         predictors = {"f32": open_predictor(*xml, config=F32), "default": open_predictor(*xml)}
-        rows[model_type] = measure_model(model_type, load_sam(model_type), predictors, image, args.repeats)
+        model = load_sam(model_type, args.models_dir / "checkpoints")
+        rows[model_type] = measure_model(model_type, model, predictors, image, args.repeats)
+        rows[model_type]["ir_mb"] = sum(path.stat().st_size for path in ir_files(xml[0].parent)) / 1e6
+        del predictors, model
         print(f"{model_type}: {json.dumps({key: round(value, 1) for key, value in rows[model_type].items()})}")
     rows = add_ratios(rows)
     table = markdown(rows, cpu)
     print("\n" + table)
-    write_json({"cpu": cpu, "image": str(args.image), "repeats": args.repeats, "rows": rows}, args.output)
+    result = {"cpu": cpu, "image": str(args.image), "repeats": args.repeats, "rows": rows}
+    write_json(result | {"random_weights": random_weights_seed() is not None}, args.output)
     args.output.with_suffix(".md").write_text(table + "\n")
     return rows
 

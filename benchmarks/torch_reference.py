@@ -1,9 +1,14 @@
-"""PyTorch's side of the benchmarks: `segment_anything`'s predictor, made safe for bf16 autocast."""
+"""PyTorch's side of the benchmarks: `segment_anything`'s predictor, made safe for bf16 autocast, and a predictor
+for the SAM 2 family on transformers' modules in eager PyTorch."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+
+from utils.predictor import OVSam2Predictor
+from utils.sam2_models import SAM2_ENCODER_OUTPUTS
 
 
 class Float32OutputPredictor(SamPredictor):
@@ -29,3 +34,34 @@ def mask_generator(sam, **options) -> SamAutomaticMaskGenerator:
 def bf16_autocast():
     """The context the "PyTorch bf16 autocast" row measures in."""
     return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+class TorchSam2Predictor(OVSam2Predictor):
+    """`OVSam2Predictor` on transformers' `Sam2Model` or `EdgeTamModel` in eager PyTorch at f32, for the benchmarks.
+
+    The encoder is the model's ``get_image_embeddings`` and every prompt runs the whole decoder as
+    `utils.sam2_export.Sam2PromptDecoderModel` (transformers' own prompt encoder and mask decoder modules, in the
+    order of `Sam2Model.forward`, which ``tests/test_sam2.py`` checks it against). Everything else is inherited:
+    SAM 2's pre-processing, prompt validation, the single-mask rule and upscaling, so the mask generator runs on
+    it unchanged and a comparison with the OpenVINO predictor measures the runtimes alone.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        from utils.sam2_export import Sam2ImageEncoderModel, Sam2PromptDecoderModel
+
+        self.encoder_module = Sam2ImageEncoderModel(model).eval()
+        self.decoder_module = Sam2PromptDecoderModel(model).eval()
+        self._without_openvino_models()
+
+    def _encode(self, encoder_input: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            maps = self.encoder_module(torch.from_numpy(encoder_input))
+        return {name: value.numpy() for name, value in zip(SAM2_ENCODER_OUTPUTS, maps, strict=True)}
+
+    def _run_decoder(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None) -> dict:
+        inputs = self._whole_decoder_inputs(coords, labels, mask_input)
+        with torch.no_grad():
+            masks, scores = self.decoder_module(
+                **{name: torch.from_numpy(np.array(value)) for name, value in inputs.items()}
+            )
+        return {"masks": masks.numpy(), "iou_predictions": scores.numpy()}

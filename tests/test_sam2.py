@@ -20,8 +20,10 @@ import pytest
 import torch
 import transformers
 
-from benchmarks import encoder_profile, sam2_encoders
+from benchmarks import compare, encoder_profile, sam2_encoders
+from benchmarks.compare_table import COLUMNS
 from benchmarks.report import count_gmac
+from benchmarks.torch_reference import TorchSam2Predictor
 from tests.helpers import F32
 from utils.accuracy import (
     PARITY_EMBEDDING_TOLERANCE,
@@ -32,9 +34,20 @@ from utils.accuracy import (
 from utils.amg import SAM2_PRED_IOU_THRESH, OVSamAutomaticMaskGenerator
 from utils.checkpoints import CheckpointError, load_sam
 from utils.convert import ensure_sam_ir
+from utils.decoder_split import PARTS_TOLERANCE
 from utils.gradio_app import _Session as GradioSession
-from utils.ir_store import DECODER_XML, ENCODER_XML, KIT_IR_FOLDER, STAMP_FILE, copy_ir, ir_directory, ir_files
-from utils.predictor import OVSam2Predictor, OVSamPredictor, open_predictor
+from utils.ir_store import (
+    DECODER_XML,
+    ENCODER_XML,
+    IR_XML_FILES,
+    KIT_IR_FOLDER,
+    STAMP_FILE,
+    copy_ir,
+    ir_directory,
+    ir_files,
+)
+from utils.precision import cpu_description
+from utils.predictor import OVSam2Predictor, OVSamPredictor, open_predictor, per_image_inputs
 from utils.sam2_models import SAM2_ARCHITECTURES, SAM2_ENCODER_OUTPUTS, reference_config, reference_model_class
 from utils.transforms import read_rgb_image, sam2_apply_coords, sam2_encoder_input
 from utils.widget import SamWidget
@@ -237,6 +250,55 @@ def test_batched_boxes_match_one_by_one(family):
         assert mask_iou(masks[index, 0], one_mask[0]) >= PARITY_MIN_MASK_IOU
 
 
+@pytest.mark.parametrize("with_mask", [False, True], ids=["without mask", "with mask"])
+@pytest.mark.parametrize("batch, points", [(1, 1), (17, 5)])
+def test_decoder_parts_give_the_whole_decoders_output(family, with_mask, batch, points):
+    """The image side and a prompt side (`utils.sam2_export`'s split) against the whole decoder's IR, at f32, on
+    random encoder maps and prompts (every label, padding included), with and without a previous mask."""
+    _, _, predictor = family
+    rng = np.random.default_rng(batch)
+    per_image = {name: rng.normal(size=shape).astype(np.float32) for name, shape in SAM2_ENCODER_OUTPUTS.items()}
+    prompts = {
+        "point_coords": rng.uniform(0, 1024, (batch, points, 2)).astype(np.float32),
+        "point_labels": rng.choice([-1.0, 0.0, 1.0, 2.0, 3.0], (batch, points)).astype(np.float32),
+    }
+    mask_input = rng.normal(scale=8.0, size=(batch, 1, 256, 256)).astype(np.float32)  # logits-like
+    expected = predictor.decoder(
+        {**per_image, **prompts, "mask_input": mask_input, "has_mask_input": np.full(batch, float(with_mask))}
+    )
+    image_side = predictor.decoder_image_side(per_image)
+    image_side = {port.get_any_name(): value for port, value in image_side.items()}
+    part = predictor.decoder_prompt_side_with_mask if with_mask else predictor.decoder_prompt_side
+    inputs = {**prompts, "mask_input": mask_input} if with_mask else prompts
+    actual = part({**{name: image_side[name] for name in per_image_inputs(part)}, **inputs})
+    scale = np.abs(expected["masks"]).max()
+    print(f"B={batch} N={points}: max |masks difference| {np.abs(actual['masks'] - expected['masks']).max():.1e}")
+    np.testing.assert_allclose(actual["masks"], expected["masks"], atol=PARTS_TOLERANCE * scale, rtol=0)
+    np.testing.assert_allclose(actual["iou_predictions"], expected["iou_predictions"], atol=PARTS_TOLERANCE, rtol=0)
+
+
+def test_without_the_parts_the_whole_decoder_runs_alike(family, models_dir, tmp_path):
+    """IR with the encoder and whole decoder only (hand-made, or from an older conversion) still predicts, the same
+    masks as through the parts."""
+    model_type, _, predictor = family
+    folder = ir_directory(model_type, models_dir)
+    for name in (ENCODER_XML, DECODER_XML):
+        for suffix in (".xml", ".bin"):
+            copy = Path(name).with_suffix(suffix)
+            (tmp_path / copy).write_bytes((folder / copy).read_bytes())
+    whole = OVSam2Predictor(tmp_path / ENCODER_XML, tmp_path / DECODER_XML, config=F32)
+    assert whole.decoder_prompt_side is None and predictor.decoder_prompt_side is not None
+    image = read_rgb_image(PHOTOS["coffee"])
+    for each in (whole, predictor):
+        each.set_image(image)
+    prompt = dict(point_coords=np.array([[200, 150], [30, 40]]), point_labels=np.array([1, 0]))
+    previous = whole.predict(**prompt, multimask_output=False)[2]
+    for extra in ({}, {"mask_input": previous}):
+        fast, reference = predictor.predict(**prompt, **extra), whole.predict(**prompt, **extra)
+        np.testing.assert_allclose(fast[2], reference[2], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(fast[1], reference[1], atol=PARTS_TOLERANCE, rtol=0)
+
+
 def test_the_same_interface_and_errors_as_sam1(family):
     _, _, predictor = family
     predictor.reset_image()
@@ -266,7 +328,7 @@ def test_open_predictor_reads_the_family_from_the_ir(family, models_dir, tiny_ir
         OVSam2Predictor(*tiny_ir_f32)
     with pytest.raises(ValueError, match="another family's image encoder.*use OVSam2Predictor"):
         OVSamPredictor(folder / ENCODER_XML, folder / DECODER_XML)
-    assert sorted(path.name for path in folder.glob("*.xml")) == sorted([ENCODER_XML, DECODER_XML])
+    assert sorted(path.name for path in folder.glob("*.xml")) == sorted(IR_XML_FILES)
 
 
 def test_weights_come_from_the_kit_without_network(tmp_path, monkeypatch):
@@ -367,8 +429,8 @@ def test_widget_and_gradio_show_sam2s_mask(family):
 
 
 def test_a_kit_carries_sam2_ir_to_an_install_that_cannot_convert(family, models_dir, tmp_path, monkeypatch):
-    """A kit's SAM 2 folder holds the encoder and decoder and their stamp, and `ensure_sam_ir` takes them from it
-    with nothing to convert (no decoder parts, which SAM 2 does not have, are asked for)."""
+    """A kit's SAM 2 folder holds the encoder, the decoder and its parts, and their stamp, and `ensure_sam_ir`
+    takes them from it with nothing to convert."""
     model_type = family[0]
     source = ir_directory(model_type, models_dir)
     kit_folder = tmp_path / "kit" / KIT_IR_FOLDER / source.name
@@ -377,8 +439,7 @@ def test_a_kit_carries_sam2_ir_to_an_install_that_cannot_convert(family, models_
     assert (
         {path.name for path in kit_folder.iterdir()}
         == expected
-        == {ENCODER_XML, DECODER_XML, STAMP_FILE}
-        | {name.replace(".xml", ".bin") for name in (ENCODER_XML, DECODER_XML)}
+        == {STAMP_FILE, *IR_XML_FILES} | {name.replace(".xml", ".bin") for name in IR_XML_FILES}
     )
     monkeypatch.setenv("SAM_OV_MIRROR", str(tmp_path / "kit"))
     monkeypatch.setattr("utils.convert.load_sam", lambda *args, **kwargs: pytest.fail("converted instead"))
@@ -414,3 +475,68 @@ def test_encoder_benchmark_measures_work_and_speed(models_dir, test_images):
     assert row["openvino_f32_vs_pytorch"] == pytest.approx(row["pytorch_f32_ms"] / row["openvino_f32_ms"])
     table = sam2_encoders.markdown(rows, {"cpu": "test CPU", "openvino": "x", "openvino_capabilities": []})
     assert table.count("\n") == 4 and f"| {model_type} | {row['gmac']:.1f} |" in table
+    row["ir_mb"] = 12.3
+    result = {"cpu": cpu_description(), "image": "data/truck.jpg", "repeats": 1, "rows": rows, "random_weights": True}
+    models = sam2_encoders.model_table(result)
+    assert "seeded random weights" in models and models.count("\n") == 4
+    assert (
+        f"| `edgetam` | `yonigozlan/EdgeTAM-hf` (hub) | not known here | {row['parameters_m']:.1f} M | 12 MB "
+        f"| {row['gmac']:.1f} | {row['openvino_default_ms']:.0f} |"
+    ) in models
+    assert sam2_encoders.download("vit_b") == "375 MB"
+    assert sam2_encoders.download("sam2.1_hiera_tiny") == "about 156 MB (estimated)"
+
+
+@pytest.mark.parametrize("prompt", ["one_point", "box_and_negative_point"])
+def test_the_benchmarks_pytorch_predictor_matches_transformers(family, references, prompt):
+    """`TorchSam2Predictor`, the PyTorch row of `benchmarks.compare` for the SAM 2 family, gives transformers'
+    masks: so that row times the same computation as the OpenVINO rows."""
+    _, model, _ = family
+    reference = references["coffee"]
+    torch_predictor = TorchSam2Predictor(model)
+    torch_predictor.set_image(reference.image)
+    kwargs = prompts_for(reference.image.shape[:2])[prompt]
+    for multimask_output in (True, False):
+        ours = torch_predictor.predict(**kwargs, multimask_output=multimask_output)
+        assert_same(ours, reference, **kwargs, multimask_output=multimask_output)
+
+
+def test_compare_benchmark_runs_sam2s_rows_with_its_work(tmp_path):
+    """`benchmarks.compare --model-type edgetam` on tiny settings: PyTorch eager and both OpenVINO rows measured in
+    every column, SAM 1's other rows saying why they did not run, the encoder's GMAC counted as torch counts it
+    and its GMAC/s in the table."""
+    settings = compare.settings(
+        model_type="edgetam",
+        models_dir=tmp_path / "models",
+        output_dir=tmp_path,
+        repeats=1,
+        warmup=0,
+        prompt_repeats=1,
+        amg_points_per_side=2,
+        throughput_images=1,
+    )
+    result = compare.run(settings)
+    rows = result["rows"]
+    measured = {name for name, spec in compare.ROWS.items() if spec.get("sam2")}
+    assert result["failed"] == [] and len(measured) == 3
+    for name in compare.ROWS:
+        columns = [rows[name][column] for column in COLUMNS]
+        if name in measured:
+            assert all(isinstance(value, float) and value > 0 for value in columns), name
+        else:
+            assert columns == [{"not_measured": compare.SAM2_ROW_REASON}] * len(COLUMNS), name
+    expected_gmac = count_gmac(
+        sam2_encoders.encoder_module("edgetam", load_sam("edgetam")), torch.zeros(1, 3, 1024, 1024)
+    )
+    assert result["encoder_gmac"] == pytest.approx(expected_gmac)
+    folder = ir_directory("edgetam", tmp_path / "models")
+    ir_mb = sum(
+        (folder / name).with_suffix(suffix).stat().st_size
+        for name in (ENCODER_XML, DECODER_XML)
+        for suffix in (".xml", ".bin")
+    )
+    assert rows["OpenVINO f32"]["model_size_mb"] == pytest.approx(ir_mb / 1e6)
+    table = (tmp_path / "compare.md").read_text()
+    line = next(line for line in table.splitlines() if line.startswith("| OpenVINO f32 |"))
+    assert f" {expected_gmac / rows['OpenVINO f32']['encoder_ms'] * 1000:.0f} |" in line
+    assert f"Encoder work: {expected_gmac:.1f} GMAC per image" in table

@@ -26,6 +26,7 @@ import json
 import os
 import uuid
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,10 @@ from utils.ir_store import (
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
+
+
+DECODER_OUTPUTS = ("masks", "iou_predictions")
+"""The output names of every decoder IR and prompt side: all four mask logits and their predicted IoUs."""
 
 
 @contextlib.contextmanager
@@ -77,19 +82,21 @@ def _convert_encoder(sam: "Sam", fused: bool) -> ov.Model:
 def _convert_decoder(sam: "Sam", conversion_id: str) -> ov.Model:
     from utils.export_wrappers import DECODER_INPUT_SHAPES, PromptDecoderModel, decoder_example_input
 
-    return _convert_whole_decoder(PromptDecoderModel(sam), decoder_example_input(), DECODER_INPUT_SHAPES, conversion_id)
+    return _convert_decoder_graph(PromptDecoderModel(sam), decoder_example_input(), DECODER_INPUT_SHAPES, conversion_id)
 
 
-def _convert_whole_decoder(module, example: dict, input_shapes: dict, conversion_id: str) -> ov.Model:
-    """A prompt decoder wrapper traced on ``example`` with ``input_shapes`` (-1 dynamic), its ports named, its
-    runtime info holding the conversion id."""
+def _convert_decoder_graph(
+    module, example: dict, input_shapes: dict, conversion_id: str, output_names=DECODER_OUTPUTS
+) -> ov.Model:
+    """A decoder wrapper or part traced on ``example`` with ``input_shapes`` (-1 dynamic), its ports named (inputs
+    as in ``example``), its runtime info holding the conversion id that ties a decoder to its parts."""
     import torch
 
     shapes = [(input_shapes[name], ov.Type.f32) for name in example]
     with torch.no_grad(), _quiet_tracing():
         model = ov.convert_model(module.eval(), example_input=example, input=shapes)
     _name_ports(model.inputs, list(example))
-    _name_ports(model.outputs, ["masks", "iou_predictions"])
+    _name_ports(model.outputs, list(output_names))
     model.set_rt_info(conversion_id, CONVERSION_ID_KEY)
     return model
 
@@ -100,19 +107,13 @@ def _convert_decoder_image_side(sam: "Sam", conversion_id: str) -> ov.Model:
     from utils.decoder_split import IMAGE_SIDE_OUTPUTS, DecoderImageSide
     from utils.export_wrappers import EMBEDDING_SHAPE
 
-    with torch.no_grad(), _quiet_tracing():
-        model = ov.convert_model(
-            DecoderImageSide(sam).eval(), example_input=torch.randn(*EMBEDDING_SHAPE), input=[EMBEDDING_SHAPE]
-        )
-    _name_ports(model.inputs, ["image_embeddings"])
-    _name_ports(model.outputs, list(IMAGE_SIDE_OUTPUTS))
-    model.set_rt_info(conversion_id, CONVERSION_ID_KEY)
-    return model
+    example = {"image_embeddings": torch.randn(*EMBEDDING_SHAPE)}
+    shapes = {"image_embeddings": list(EMBEDDING_SHAPE)}
+    return _convert_decoder_graph(DecoderImageSide(sam), example, shapes, conversion_id, IMAGE_SIDE_OUTPUTS)
 
 
 def _convert_decoder_prompt_side(sam: "Sam", conversion_id: str, with_mask: bool) -> ov.Model:
     """`DecoderPromptSide` (prompts without a mask input) or, ``with_mask``, `DecoderPromptSideWithMask`."""
-    import torch
 
     from utils import decoder_split
 
@@ -121,15 +122,7 @@ def _convert_decoder_prompt_side(sam: "Sam", conversion_id: str, with_mask: bool
         example = decoder_split.prompt_side_with_mask_example_input(sam)
     else:
         module, example = decoder_split.DecoderPromptSide(sam), decoder_split.prompt_side_example_input(sam)
-    shapes = decoder_split.prompt_side_input_shapes(example)
-    with torch.no_grad(), _quiet_tracing():
-        model = ov.convert_model(
-            module.eval(), example_input=example, input=[(shapes[name], ov.Type.f32) for name in example]
-        )
-    _name_ports(model.inputs, list(example))
-    _name_ports(model.outputs, ["masks", "iou_predictions"])
-    model.set_rt_info(conversion_id, CONVERSION_ID_KEY)
-    return model
+    return _convert_decoder_graph(module, example, decoder_split.prompt_side_input_shapes(example), conversion_id)
 
 
 def _convert_sam2_encoder(model) -> ov.Model:
@@ -151,7 +144,22 @@ def _convert_sam2_decoder(model, conversion_id: str) -> ov.Model:
     from utils.sam2_export import SAM2_DECODER_INPUT_SHAPES, Sam2PromptDecoderModel, sam2_decoder_example_input
 
     example = sam2_decoder_example_input()
-    return _convert_whole_decoder(Sam2PromptDecoderModel(model), example, SAM2_DECODER_INPUT_SHAPES, conversion_id)
+    return _convert_decoder_graph(Sam2PromptDecoderModel(model), example, SAM2_DECODER_INPUT_SHAPES, conversion_id)
+
+
+def _convert_sam2_decoder_part(model, part: str, conversion_id: str) -> ov.Model:
+    """One of SAM 2's decoder parts (`utils.sam2_export`), by `sam2_part_example_inputs`' name for it."""
+    from utils import sam2_export
+    from utils.decoder_split import prompt_side_input_shapes
+
+    example = sam2_export.sam2_part_example_inputs(model)[part]
+    if part == "image side":
+        module, outputs = sam2_export.Sam2DecoderImageSide(model), sam2_export.SAM2_IMAGE_SIDE_OUTPUTS
+        return _convert_decoder_graph(module, example, sam2_export.SAM2_DECODER_INPUT_SHAPES, conversion_id, outputs)
+    module = (
+        sam2_export.Sam2DecoderPromptSide if part == "prompt side" else sam2_export.Sam2DecoderPromptSideWithMask
+    )(model)
+    return _convert_decoder_graph(module, example, prompt_side_input_shapes(example), conversion_id)
 
 
 def _conversion_steps(sam, conversion_id: str, fused_attention: bool) -> list[tuple[str, object]]:
@@ -163,6 +171,10 @@ def _conversion_steps(sam, conversion_id: str, fused_attention: bool) -> list[tu
         return [
             ("convert image encoder", lambda: _convert_sam2_encoder(sam)),
             ("convert prompt decoder", lambda: _convert_sam2_decoder(sam, conversion_id)),
+            *[
+                (f"convert decoder, {part}", partial(_convert_sam2_decoder_part, sam, part, conversion_id))
+                for part in ("image side", "prompt side", "with mask")
+            ],
         ]
     return [
         ("convert image encoder", lambda: _convert_encoder(sam, fused_attention)),

@@ -52,6 +52,20 @@ same maths in another order, so only rounding separates them; ``tests/test_decod
 and prints the differences it measures."""
 
 
+def _named(module: nn.Module, sam1_name: str, sam2_name: str):
+    """The attribute that `segment_anything` calls ``sam1_name`` and transformers' SAM 2 ``sam2_name``: the two
+    implementations of the same two-way transformer name a few of its parts differently."""
+    return getattr(module, sam1_name) if hasattr(module, sam1_name) else getattr(module, sam2_name)
+
+
+def _heads(attention: nn.Module) -> int:
+    return _named(attention, "num_heads", "num_attention_heads")
+
+
+def _output_projection(attention: nn.Module) -> nn.Linear:
+    return _named(attention, "out_proj", "o_proj")
+
+
 def _block_diagonal(x: torch.Tensor, heads: int) -> torch.Tensor:
     """Projected prompt tokens [B, T, D] as a block-diagonal [B, D, heads*T]: entry (h*c+i, h*T+s) = x[s, h*c+i].
 
@@ -85,8 +99,9 @@ def _score_rows(columns: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
 def _tokens_attend_to_image(
     attention: nn.Module, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, projected: bool
 ) -> torch.Tensor:
-    """`segment_anything`'s decoder `Attention` with prompt-token queries q [B, T, D] (projected) and image keys
-    and values [B or 1, P, C] (batch 1: per-image tensors shared by every prompt).
+    """The decoder's attention (`segment_anything`'s `Attention`, transformers' `Sam2Attention`) with prompt-token
+    queries q [B, T, D] (projected) and image keys and values [B or 1, P, C] (batch 1: per-image tensors shared by
+    every prompt).
 
     The scores are computed as rows of pixels (`_score_rows`, `_block_diagonal`) and
     softmaxed over the pixels. With ``projected`` False, ``keys`` and ``values`` are the
@@ -96,7 +111,7 @@ def _tokens_attend_to_image(
     Those products have heads*T rows instead of D, and ``v_proj`` runs on heads*T rows
     instead of P.
     """
-    heads, (batch, tokens) = attention.num_heads, q.shape[:2]
+    heads, (batch, tokens) = _heads(attention), q.shape[:2]
     head_width = q.shape[2] // heads
     queries = _block_diagonal(q, heads) / math.sqrt(head_width)  # [B, D, heads*T]
     if projected:
@@ -109,13 +124,13 @@ def _tokens_attend_to_image(
         mixed = attention.v_proj(mixed)
     eye = torch.eye(heads, dtype=q.dtype).reshape(1, heads, 1, heads, 1)
     own_head = (mixed.reshape(-1, heads, tokens, heads, head_width) * eye).sum(dim=3)  # [B, heads, T, c]
-    return attention.out_proj(own_head.transpose(1, 2).reshape(-1, tokens, heads * head_width))
+    return _output_projection(attention)(own_head.transpose(1, 2).reshape(-1, tokens, heads * head_width))
 
 
 def _image_attends_to_tokens(
     attention: nn.Module, queries: torch.Tensor, k: torch.Tensor, v: torch.Tensor, projected: bool
 ) -> torch.Tensor:
-    """`segment_anything`'s decoder `Attention` with image queries [B or 1, P, C] and prompt-token keys and
+    """The decoder's attention with image queries [B or 1, P, C] and prompt-token keys and
     values k, v [B, T, D] (projected).
 
     Scores come as rows of pixels (`_score_rows`), [B, heads, T, P], softmaxed per head
@@ -127,15 +142,34 @@ def _image_attends_to_tokens(
     side: K'(x Wq' + bq)' = (Wq' K)' x' + (bq K)'. The values, made block-diagonal and
     passed through ``out_proj``'s weights first, give [B, P, C] in one product.
     """
-    heads, (batch, tokens) = attention.num_heads, k.shape[:2]
+    heads, (batch, tokens) = _heads(attention), k.shape[:2]
     keys = _block_diagonal(k, heads) / math.sqrt(k.shape[2] // heads)  # [B, D, heads*T]
     if projected:
         scores = _score_rows(keys, queries)
     else:
         scores = _score_rows(attention.q_proj.weight.T @ keys, queries) + (attention.q_proj.bias @ keys).unsqueeze(2)
     weights = torch.softmax(scores.reshape(batch, heads, tokens, -1), dim=2).reshape(batch, heads * tokens, -1)
-    projected_values = _block_diagonal(v, heads).transpose(1, 2) @ attention.out_proj.weight.T  # [B, heads*T, C]
-    return weights.transpose(1, 2) @ projected_values + attention.out_proj.bias
+    out_proj = _output_projection(attention)
+    projected_values = _block_diagonal(v, heads).transpose(1, 2) @ out_proj.weight.T  # [B, heads*T, C]
+    return weights.transpose(1, 2) @ projected_values + out_proj.bias
+
+
+def _tokens_attend_to_tokens(attention: nn.Module, queries: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The decoder's self-attention of the prompt tokens [B, T, D], queries and keys from ``queries``, values from
+    ``values``: plain multi-head attention (T is a handful of tokens), written out because the two
+    implementations call their attention modules with other arguments and shapes."""
+    heads, (batch, tokens, _) = _heads(attention), queries.shape
+
+    def per_head(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(batch, tokens, heads, -1).transpose(1, 2)  # [B, heads, T, c]
+
+    q, k, v = (
+        per_head(attention.q_proj(queries)),
+        per_head(attention.k_proj(queries)),
+        per_head(attention.v_proj(values)),
+    )
+    weights = torch.softmax(q @ k.transpose(2, 3) / math.sqrt(q.shape[3]), dim=3)
+    return _output_projection(attention)((weights @ v).transpose(1, 2).reshape(batch, tokens, -1))
 
 
 class DecoderImageSide(nn.Module):
@@ -160,17 +194,25 @@ class DecoderImageSide(nn.Module):
         self.first_block = sam.mask_decoder.transformer.layers[0]
 
     def forward(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        no_mask = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        image_tokens = (image_embeddings + no_mask).flatten(2).permute(0, 2, 1)
-        image_pe = self.prompt_encoder.get_dense_pe().flatten(2).permute(0, 2, 1)
-        token_to_image = self.first_block.cross_attn_token_to_image
-        return (
-            image_tokens,
-            image_pe,
-            token_to_image.k_proj(image_tokens + image_pe),
-            token_to_image.v_proj(image_tokens),
-            self.first_block.cross_attn_image_to_token.q_proj(image_tokens + image_pe),
-        )
+        no_mask = self.prompt_encoder.no_mask_embed.weight
+        return image_side_tensors(image_embeddings, no_mask, self.prompt_encoder.get_dense_pe(), self.first_block)
+
+
+def image_side_tensors(
+    image_embeddings: torch.Tensor, no_mask: torch.Tensor, dense_pe: torch.Tensor, first_block: nn.Module
+) -> tuple[torch.Tensor, ...]:
+    """`DecoderImageSide`'s outputs (`IMAGE_SIDE_OUTPUTS`) from the embedding [1,256,64,64], the "no mask"
+    embedding's weight [1,256], the positional encoding [1,256,64,64] and the decoder's first two-way block."""
+    image_tokens = (image_embeddings + no_mask.reshape(1, -1, 1, 1)).flatten(2).permute(0, 2, 1)
+    image_pe = dense_pe.flatten(2).permute(0, 2, 1)
+    token_to_image = first_block.cross_attn_token_to_image
+    return (
+        image_tokens,
+        image_pe,
+        token_to_image.k_proj(image_tokens + image_pe),
+        token_to_image.v_proj(image_tokens),
+        first_block.cross_attn_image_to_token.q_proj(image_tokens + image_pe),
+    )
 
 
 class DecoderPromptSide(nn.Module):
@@ -262,15 +304,31 @@ def _decode_prompts(
     """
     output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
     point_embedding = torch.cat((output_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1), sparse), dim=1)
-    first, second = decoder.transformer.layers
+    queries, keys = two_way_transformer(decoder.transformer, point_embedding, image_tokens, image_pe, per_image)
+    return _masks_and_scores(decoder, queries, keys)
+
+
+def two_way_transformer(
+    transformer: nn.Module,
+    point_embedding: torch.Tensor,
+    image_tokens: torch.Tensor,
+    image_pe: torch.Tensor,
+    per_image: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`TwoWayTransformer.forward` (or transformers' `Sam2TwoWayTransformer`) on point embeddings [B,T,256] and
+    channels-last image tokens [B or 1,4096,256]: the tokens [B,T,256] and the image tokens [B,4096,256] after it.
+
+    ``per_image``: the first block's image-side projections (see `_two_way_block`), when its image tokens depend
+    on the image alone.
+    """
+    first, second = transformer.layers
     queries, keys = _two_way_block(first, point_embedding, image_tokens, point_embedding, image_pe, per_image)
     queries, keys = _two_way_block(second, queries, keys, point_embedding, image_pe)
-    final = decoder.transformer.final_attn_token_to_image
+    final = transformer.final_attn_token_to_image
     attended = _tokens_attend_to_image(
         final, final.q_proj(queries + point_embedding), keys + image_pe, keys, projected=False
     )
-    queries = decoder.transformer.norm_final_attn(queries + attended)
-    return _masks_and_scores(decoder, queries, keys)
+    return _named(transformer, "norm_final_attn", "layer_norm_final_attn")(queries + attended), keys
 
 
 def _two_way_block(
@@ -281,22 +339,24 @@ def _two_way_block(
     key_pe: torch.Tensor,
     per_image: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`TwoWayAttentionBlock.forward` on channels-last tensors, with the attentions of `_tokens_attend_to_image`
-    and `_image_attends_to_tokens`. ``per_image``: the image-side projections (token-to-image keys and values,
-    image-to-token queries), given for the first block, whose image tokens depend on the image alone."""
+    """`TwoWayAttentionBlock.forward` (or `Sam2TwoWayAttentionBlock.forward`) on channels-last tensors, with the
+    attentions of `_tokens_attend_to_tokens`, `_tokens_attend_to_image` and `_image_attends_to_tokens`.
+    ``per_image``: the image-side projections (token-to-image keys and values, image-to-token queries), given for
+    the first block, whose image tokens depend on the image alone."""
+    norm1, norm2, norm3, norm4 = (_named(block, f"norm{index}", f"layer_norm{index}") for index in range(1, 5))
     if block.skip_first_layer_pe:
-        queries = block.norm1(block.self_attn(q=queries, k=queries, v=queries))
+        queries = norm1(_tokens_attend_to_tokens(block.self_attn, queries, queries))
     else:
-        queries = block.norm1(queries + block.self_attn(q=queries + query_pe, k=queries + query_pe, v=queries))
+        queries = norm1(queries + _tokens_attend_to_tokens(block.self_attn, queries + query_pe, queries))
     token_to_image, image_to_token = block.cross_attn_token_to_image, block.cross_attn_image_to_token
     projected = per_image is not None
     image_keys, image_values, image_queries = per_image if projected else (keys + key_pe, keys, keys + key_pe)
     q = token_to_image.q_proj(queries + query_pe)
     attended = _tokens_attend_to_image(token_to_image, q, image_keys, image_values, projected)
-    queries = block.norm2(queries + attended)
-    queries = block.norm3(queries + block.mlp(queries))
+    queries = norm2(queries + attended)
+    queries = norm3(queries + block.mlp(queries))
     k, v = image_to_token.k_proj(queries + query_pe), image_to_token.v_proj(queries)
-    keys = block.norm4(keys + _image_attends_to_tokens(image_to_token, image_queries, k, v, projected))
+    keys = norm4(keys + _image_attends_to_tokens(image_to_token, image_queries, k, v, projected))
     return queries, keys
 
 
@@ -326,19 +386,55 @@ def _masks_and_scores(
     [B, 4, 256, 256], which moves 4 values per pixel instead of the 32 channels.
     """
     first_conv, norm, first_activation, second_conv, second_activation = decoder.output_upscaling
-    batch, side = tokens.shape[0], math.isqrt(keys.shape[1])
-    upscaled = _transposed_conv_as_linear(first_conv, keys)  # [B, 4096, 4 (dy1 dx1), 64]
-    upscaled = torch.nn.functional.layer_norm(upscaled, upscaled.shape[-1:], eps=norm.eps) * norm.weight + norm.bias
-    upscaled = _transposed_conv_as_linear(second_conv, first_activation(upscaled))  # [B, 4096, 4, 4 (dy2 dx2), 32]
-    upscaled = second_activation(upscaled)
+    upscaling = (first_conv, norm, first_activation, second_conv, second_activation)
     hyper_in = torch.stack(
         [mlp(tokens[:, 1 + i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
     )  # [B, 4 masks, 32]
-    masks = upscaled.reshape(batch, -1, upscaled.shape[-1]) @ hyper_in.transpose(1, 2)  # [B, 4096*16, 4 masks]
+    return upscaled_masks(upscaling, keys, hyper_in), decoder.iou_prediction_head(tokens[:, 0, :])
+
+
+def upscaled_masks(
+    upscaling: tuple[nn.Module, ...],
+    keys: torch.Tensor,
+    hyper_in: torch.Tensor,
+    skips: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Mask logits [B, M, 256, 256] from channels-last image tokens [B, 4096, C] and M hypernetwork outputs
+    [B, M, C/8], through ``upscaling``: (transposed conv, channel LayerNorm, activation, transposed conv,
+    activation), each conv as per-pixel matrix products (`_transposed_conv_as_linear`).
+
+    ``skips``: SAM 2's high-resolution features, added after each transposed conv, already in the patch
+    layout of its output (`patches_of_high_res_features`): [1, 4096, 4, 64] and [1, 4096, 4, 4, 32].
+    """
+    first_conv, norm, first_activation, second_conv, second_activation = upscaling
+    batch, side = keys.shape[0], math.isqrt(keys.shape[1])
+    upscaled = _transposed_conv_as_linear(first_conv, keys)  # [B, 4096, 4 (dy1 dx1), 64]
+    if skips is not None:
+        upscaled = upscaled + skips[0]
+    upscaled = torch.nn.functional.layer_norm(upscaled, upscaled.shape[-1:], eps=norm.eps) * norm.weight + norm.bias
+    upscaled = _transposed_conv_as_linear(second_conv, first_activation(upscaled))  # [B, 4096, 4, 4 (dy2 dx2), 32]
+    if skips is not None:
+        upscaled = upscaled + skips[1]
+    upscaled = second_activation(upscaled)
+    masks = upscaled.reshape(batch, -1, upscaled.shape[-1]) @ hyper_in.transpose(1, 2)  # [B, 4096*16, M masks]
     # rows: (y1 x1 dy1 dx1 dy2 dx2); a mask pixel is (4*y1 + 2*dy1 + dy2, 4*x1 + 2*dx1 + dx2)
     masks = masks.reshape(batch, side, side, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
-    masks = masks.reshape(batch, -1, 4 * side, 4 * side)
-    return masks, decoder.iou_prediction_head(tokens[:, 0, :])
+    return masks.reshape(batch, -1, 4 * side, 4 * side)
+
+
+def patches_of_high_res_features(
+    feats_1: torch.Tensor, feats_0: torch.Tensor, side: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAM 2's high-resolution features [1,64,128,128] and [1,32,256,256] in the patch layout of
+    `upscaled_masks`: [1, side*side, 4 (dy1 dx1), 64] and [1, side*side, 4 (dy1 dx1), 4 (dy2 dx2), 32], where pixel
+    (2*y1 + dy1, 2*x1 + dx1) of the first and (4*y1 + 2*dy1 + dy2, 4*x1 + 2*dx1 + dx2) of the second sit.
+    Once per image, so no prompt moves these image-sized maps."""
+    channels_1, channels_0 = feats_1.shape[1], feats_0.shape[1]
+    # feats_1: (C, y1, dy1, x1, dx1) -> (y1, x1, dy1, dx1, C)
+    patches_1 = feats_1.reshape(1, channels_1, side, 2, side, 2).permute(0, 2, 4, 3, 5, 1)
+    # feats_0: (C, y1, dy1, dy2, x1, dx1, dx2) -> (y1, x1, dy1, dx1, dy2, dx2, C)
+    patches_0 = feats_0.reshape(1, channels_0, side, 2, 2, side, 2, 2).permute(0, 2, 5, 3, 6, 4, 7, 1)
+    return patches_1.reshape(1, side * side, 4, channels_1), patches_0.reshape(1, side * side, 4, 4, channels_0)
 
 
 IMAGE_SIDE_OUTPUTS = (

@@ -51,8 +51,7 @@ DECODER_PROMPT_SIDE_WITH_MASK_XML = "prompt_decoder_prompt_side_with_mask.xml"
 `DecoderPromptSideWithMask`)."""
 DECODER_PART_XML_FILES = (DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML, DECODER_PROMPT_SIDE_WITH_MASK_XML)
 IR_XML_FILES = (ENCODER_XML, DECODER_XML, *DECODER_PART_XML_FILES)
-SAM2_IR_XML_FILES = (ENCODER_XML, DECODER_XML)
-"""The SAM 2 family's IR (`utils.sam2_export`): the encoder and the whole decoder, no parts."""
+"""Every family's IR: the encoder, the whole decoder and its parts (SAM 2's from `utils.sam2_export`)."""
 CONVERSION_ID_KEY = ["sam_openvino", "conversion_id"]
 """Where in an IR's runtime info the decoder and its parts keep the id of the conversion that made them."""
 STAMP_FILE = "conversion.json"
@@ -86,10 +85,8 @@ def ir_directory(model_type: str, models_dir: str | os.PathLike = "models", fuse
 
 
 def ir_files(folder: Path) -> list[Path]:
-    """The files of one conversion, each .bin before .xml: the encoder, the decoder and, for SAM 1, the decoder's
-    parts. A SAM 2 family folder is named after its model type (`ir_directory`), which says which it is."""
-    names = SAM2_IR_XML_FILES if is_sam2(_model_type(folder)) else IR_XML_FILES
-    return [folder / Path(name).with_suffix(suffix) for name in names for suffix in (".bin", ".xml")]
+    """The files of one conversion, each .bin before .xml: the encoder, the decoder and the decoder's parts."""
+    return [folder / Path(name).with_suffix(suffix) for name in IR_XML_FILES for suffix in (".bin", ".xml")]
 
 
 def _model_type(folder: Path) -> str:

@@ -48,7 +48,10 @@ MASK_THRESHOLD = 0.0
 DECODER_CHUNK = 16
 """Most prompts per decoder call; bigger batches are split (see `OVSamPredictor._decode`)."""
 WITH_MASK_PER_IMAGE_INPUTS = ("image_tokens", "image_pe")
-"""The image side's outputs that the prompt side with mask takes (`DecoderPromptSideWithMask`)."""
+"""The image side's outputs that SAM 1's prompt side with mask takes (`DecoderPromptSideWithMask`); SAM 2's takes
+the high-resolution features too (`per_image_inputs`)."""
+PROMPT_INPUTS = ("point_coords", "point_labels", "mask_input")
+"""A prompt side's inputs that come from the prompt; the others are image-side outputs."""
 PADDING_LABEL = -1.0
 BOX_CORNER_LABELS = (2.0, 3.0)
 _IMAGE_TOKENS = itertools.count(1)
@@ -111,6 +114,17 @@ class OVSamPredictor:
         self.decoder_image_side, self.decoder_prompt_side, self.decoder_prompt_side_with_mask = parts or (None,) * 3
         self._prompt_side_request = None if parts is None else self.decoder_prompt_side.create_infer_request()
         self._with_mask_request = None if parts is None else self.decoder_prompt_side_with_mask.create_infer_request()
+        self._with_mask_per_image_inputs = [] if parts is None else per_image_inputs(self.decoder_prompt_side_with_mask)
+        self.reset_image()
+
+    def _without_openvino_models(self) -> None:
+        """No compiled IR, for subclasses that run the models on another runtime (the benchmarks' peers): they
+        replace `_encode` and `_run_decoder`, and every prompt runs their whole decoder."""
+        self.device = "CPU"
+        self.encoder = self.decoder = self._decoder_request = None
+        self.decoder_image_side = self.decoder_prompt_side = self.decoder_prompt_side_with_mask = None
+        self._prompt_side_request = self._with_mask_request = None
+        self._with_mask_per_image_inputs = []
         self.reset_image()
 
     @functools.cached_property
@@ -326,15 +340,20 @@ class OVSamPredictor:
         calls with the inputs shared, as here: benchmarks/results/decoder_speed.json).
         """
         if self._prompt_side_request is None:
-            inputs = whole_decoder_inputs(self.features, coords, labels, mask_input)
-            return self._decoder_request.infer(inputs, share_inputs=True)
+            return self._decoder_request.infer(
+                self._whole_decoder_inputs(coords, labels, mask_input), share_inputs=True
+            )
         if mask_input is None:
             inputs = {**self.image_side_outputs, "point_coords": coords, "point_labels": labels}
             return self._prompt_side_request.infer(inputs, share_inputs=True)
-        per_image = {name: self.image_side_outputs[name] for name in WITH_MASK_PER_IMAGE_INPUTS}
+        per_image = {name: self.image_side_outputs[name] for name in self._with_mask_per_image_inputs}
         masks = per_prompt_mask_inputs(mask_input, len(coords))
         inputs = {**per_image, "point_coords": coords, "point_labels": labels, "mask_input": masks}
         return self._with_mask_request.infer(inputs, share_inputs=True)
+
+    def _whole_decoder_inputs(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None) -> dict:
+        """The whole decoder's inputs (`whole_decoder_inputs`), for IR without the decoder's parts."""
+        return whole_decoder_inputs(self.features, coords, labels, mask_input)
 
     def _require_image(self) -> None:
         if not self.is_image_set:
@@ -361,7 +380,7 @@ class OVSam2Predictor(OVSamPredictor):
     - the single-mask output (`_choose_outputs`): kept only when stable, else the best candidate;
     - masks (`upscale_masks`): the 256x256 logits are resized to the image in one bilinear step.
 
-    The decoder is not split into parts for SAM 2 (no split has been measured faster for it yet).
+    The decoder's parts (`utils.sam2_export.Sam2DecoderImageSide` and the two prompt sides) run as SAM 1's do.
     """
 
     def _encoder_input(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -380,10 +399,9 @@ class OVSam2Predictor(OVSamPredictor):
     def _decoder_points(self, points, boxes):
         return decoder_points(points, boxes, self.original_size, sam2=True)
 
-    def _run_decoder(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None):
-        embedding = self.features["image_embeddings"]
-        inputs = {**whole_decoder_inputs(embedding, coords, labels, mask_input), **self.features}
-        return self._decoder_request.infer(inputs, share_inputs=True)
+    def _whole_decoder_inputs(self, coords, labels, mask_input):
+        """SAM 1's whole-decoder inputs with SAM 2's three encoder maps in place of the one embedding."""
+        return {**whole_decoder_inputs(self.features["image_embeddings"], coords, labels, mask_input), **self.features}
 
     @staticmethod
     def _choose_outputs(logits, scores, multimask_output):
@@ -493,7 +511,8 @@ def _compile_decoder_parts(
 
     The parts must come from the same conversion as the whole decoder (the same id in the
     runtime info of all of them) and fit each other (the image side's outputs named as the
-    prompt side's first inputs, and the prompt side with mask's first inputs image-side outputs too);
+    prompt side's first inputs, and the prompt side with mask's other inputs than `PROMPT_INPUTS` image-side
+    outputs too);
     otherwise, or when only some exist, the error names the files.
     """
     paths = [decoder_xml.parent / name for name in DECODER_PART_XML_FILES]
@@ -509,7 +528,8 @@ def _compile_decoder_parts(
     ids = [_conversion_id(model) for model in models]
     prompt_side, with_mask = ([port.get_any_name() for port in model.inputs] for model in models[1:])
     outputs = [port.get_any_name() for port in models[0].outputs]
-    fits = prompt_side[: len(outputs)] == outputs and with_mask[:2] == list(WITH_MASK_PER_IMAGE_INPUTS)
+    with_mask_per_image = {name for name in with_mask if name not in PROMPT_INPUTS}
+    fits = prompt_side[: len(outputs)] == outputs and with_mask_per_image <= set(outputs)
     if decoder_id is None or ids != [decoder_id] * len(paths) or not fits:
         conversions = ", ".join(f"{path} (conversion {id_})" for path, id_ in zip(paths, ids, strict=True))
         raise ValueError(
@@ -517,6 +537,11 @@ def _compile_decoder_parts(
             f"{decoder_xml} (conversion {decoder_id}): {remake}."
         )
     return tuple(core.compile_model(model, device, config) for model in models)
+
+
+def per_image_inputs(prompt_side: ov.CompiledModel) -> list[str]:
+    """The names of a prompt side's inputs that are image-side outputs (all but `PROMPT_INPUTS`), in order."""
+    return [port.get_any_name() for port in prompt_side.inputs if port.get_any_name() not in PROMPT_INPUTS]
 
 
 def whole_decoder_inputs(

@@ -18,6 +18,13 @@ transformers' own decoder takes one mask input per image, not per prompt, and pi
 with Python conditions; so `Sam2PromptDecoderModel.forward` runs its modules itself, in its
 order. The parity tests compare it with transformers' `Sam2Model.forward`.
 
+The decoder is also saved in parts, as SAM 1's is (`utils.decoder_split`, whose channels-last two-way
+transformer and upscaling both families share): `Sam2DecoderImageSide` once per image (the image tokens,
+their positional encoding, the first block's three projections, and the high-resolution features
+rearranged into the upscaling's patch layout), `Sam2DecoderPromptSide` per prompt, and
+`Sam2DecoderPromptSideWithMask` per prompt with a previous mask. `OVSam2Predictor` runs them when they
+are beside the whole decoder; ``tests/test_decoder_parts.py`` checks them against it.
+
 This module needs torch and transformers; running the IR afterwards does not.
 """
 
@@ -26,6 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from utils import decoder_split
 from utils.sam2_models import SAM2_ENCODER_OUTPUTS
 from utils.transforms import IMAGE_SIZE, LOW_RES_MASK_SIZE
 
@@ -111,6 +119,123 @@ class Sam2PromptDecoderModel(nn.Module):
         return masks, decoder.iou_prediction_head(iou_token)
 
 
+SAM2_IMAGE_SIDE_OUTPUTS = (*decoder_split.IMAGE_SIDE_OUTPUTS, "high_res_patches_1", "high_res_patches_0")
+"""The names of `Sam2DecoderImageSide`'s outputs: SAM 1's image side's, then the high-resolution features in the
+upscaling's patch layout. They are the first inputs of `Sam2DecoderPromptSide`."""
+WITH_MASK_IMAGE_SIDE_INPUTS = ("image_tokens", "image_pe", "high_res_patches_1", "high_res_patches_0")
+"""The image-side outputs that `Sam2DecoderPromptSideWithMask` takes, its first inputs."""
+
+
+class Sam2DecoderImageSide(nn.Module):
+    """What SAM 2's decoder computes from the image alone, once per image: the three encoder maps ->
+    `SAM2_IMAGE_SIDE_OUTPUTS`. As SAM 1's `decoder_split.DecoderImageSide`, plus the two high-resolution maps
+    rearranged for the upscaling (`decoder_split.patches_of_high_res_features`)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.decoder = Sam2PromptDecoderModel(model)
+
+    def forward(
+        self, image_embeddings: torch.Tensor, high_res_feats_0: torch.Tensor, high_res_feats_1: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        decoder = self.decoder
+        first_block = decoder.mask_decoder.transformer.layers[0]
+        no_mask = decoder.prompt_encoder.no_mask_embed.weight
+        tokens = decoder_split.image_side_tensors(image_embeddings, no_mask, decoder.image_pe, first_block)
+        return (*tokens, *decoder_split.patches_of_high_res_features(high_res_feats_1, high_res_feats_0))
+
+
+class Sam2DecoderPromptSide(nn.Module):
+    """SAM 2's decoder per prompt without a mask input, on `Sam2DecoderImageSide`'s outputs and points [B,N,2]
+    with labels [B,N] (as `Sam2PromptDecoderModel` takes them). Outputs as `Sam2PromptDecoderModel`'s."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.decoder = Sam2PromptDecoderModel(model)
+
+    def forward(
+        self,
+        image_tokens: torch.Tensor,
+        image_pe: torch.Tensor,
+        token_to_image_keys: torch.Tensor,
+        token_to_image_values: torch.Tensor,
+        image_to_token_queries: torch.Tensor,
+        high_res_patches_1: torch.Tensor,
+        high_res_patches_0: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        per_image = (token_to_image_keys, token_to_image_values, image_to_token_queries)
+        skips = (high_res_patches_1, high_res_patches_0)
+        return _decode_split(self.decoder, point_coords, point_labels, image_tokens, image_pe, skips, per_image)
+
+
+class Sam2DecoderPromptSideWithMask(nn.Module):
+    """SAM 2's decoder per prompt with a previous mask's logits [B,1,256,256]: the downscaled mask is added to the
+    image side's tokens (so the first block's projections are per prompt), the rest as `Sam2DecoderPromptSide`.
+
+    The mask embedding's last 1x1 convolution runs as a per-pixel linear layer after the transpose to
+    channels-last (16 channels moved instead of 256), with the "no mask" embedding taken off its bias, as SAM
+    1's `decoder_split.DecoderPromptSideWithMask` does. Inputs: `WITH_MASK_IMAGE_SIDE_INPUTS`, points, labels and
+    ``mask_input``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.decoder = Sam2PromptDecoderModel(model)
+
+    def forward(
+        self,
+        image_tokens: torch.Tensor,
+        image_pe: torch.Tensor,
+        high_res_patches_1: torch.Tensor,
+        high_res_patches_0: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        mask_input: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        encoder = self.decoder.prompt_encoder
+        embed = encoder.mask_embed
+        downscaled = embed.activation(embed.layer_norm1(embed.conv1(mask_input)))
+        downscaled = embed.activation(embed.layer_norm2(embed.conv2(downscaled))).flatten(2).transpose(1, 2)
+        bias = embed.conv3.bias - encoder.no_mask_embed.weight[0]
+        dense_minus_no_mask = nn.functional.linear(downscaled, embed.conv3.weight.flatten(1), bias)
+        skips = (high_res_patches_1, high_res_patches_0)
+        tokens = image_tokens + dense_minus_no_mask
+        return _decode_split(self.decoder, point_coords, point_labels, tokens, image_pe, skips)
+
+
+def _decode_split(
+    decoder: Sam2PromptDecoderModel,
+    point_coords: torch.Tensor,
+    point_labels: torch.Tensor,
+    image_tokens: torch.Tensor,
+    image_pe: torch.Tensor,
+    skips: tuple[torch.Tensor, torch.Tensor],
+    per_image: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`Sam2PromptDecoderModel.forward` on channels-last image tokens [B or 1,4096,256]: SAM 2's output tokens (the
+    object-score token first) and the points through `decoder_split.two_way_transformer`, then the upscaling with
+    the high-resolution ``skips`` (`decoder_split.upscaled_masks`). Returns all four masks and IoU predictions."""
+    mask_decoder = decoder.mask_decoder
+    output_tokens = [
+        mask_decoder.obj_score_token.weight,
+        mask_decoder.iou_token.weight,
+        mask_decoder.mask_tokens.weight,
+    ]
+    output_tokens = torch.cat(output_tokens).expand(point_coords.shape[0], -1, -1)
+    tokens = torch.cat([output_tokens, decoder.embed_points(point_coords, point_labels)], dim=1)
+    tokens, keys = decoder_split.two_way_transformer(
+        mask_decoder.transformer, tokens, image_tokens, image_pe, per_image
+    )
+    mlps = mask_decoder.output_hypernetworks_mlps
+    hyper_in = torch.stack([mlp(tokens[:, 2 + index]) for index, mlp in enumerate(mlps)], dim=1)
+    activation = mask_decoder.activation
+    upscaling = (mask_decoder.upscale_conv1, mask_decoder.upscale_layer_norm, activation, mask_decoder.upscale_conv2)
+    masks = decoder_split.upscaled_masks((*upscaling, activation), keys, hyper_in, skips)
+    return masks, mask_decoder.iou_prediction_head(tokens[:, 1])
+
+
 def sam2_encoder_example_input() -> torch.Tensor:
     """What tracing runs the encoder on: one 1024x1024 RGB image (the values do not matter)."""
     return torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE)
@@ -136,3 +261,22 @@ SAM2_DECODER_INPUT_SHAPES = {
     "mask_input": [-1, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE],
     "has_mask_input": [-1],
 }
+
+
+def sam2_part_example_inputs(model: nn.Module, batch: int = 2, points: int = 3) -> dict[str, dict[str, torch.Tensor]]:
+    """What tracing runs each decoder part on, by part ("image side", "prompt side", "with mask"): the image side's
+    outputs for random encoder maps, and `sam2_decoder_example_input`'s prompts."""
+    whole = sam2_decoder_example_input(batch, points)
+    with torch.no_grad():
+        per_image = {name: whole[name] for name in SAM2_ENCODER_OUTPUTS}
+        image_side = dict(zip(SAM2_IMAGE_SIDE_OUTPUTS, Sam2DecoderImageSide(model)(**per_image), strict=True))
+    points_only = {name: whole[name] for name in ("point_coords", "point_labels")}
+    return {
+        "image side": per_image,
+        "prompt side": {**image_side, **points_only},
+        "with mask": {
+            **{name: image_side[name] for name in WITH_MASK_IMAGE_SIDE_INPUTS},
+            **points_only,
+            "mask_input": whole["mask_input"],
+        },
+    }

@@ -142,6 +142,16 @@ def show_preprocessing(image: np.ndarray, point: np.ndarray) -> plt.Figure:
     return figure
 
 
+def _sam1_frame(resized: np.ndarray) -> np.ndarray:
+    """SAM 1's 1024x1024 encoder frame for display: the resized image top left, the rest the mean colour, as the
+    encoder pads it (in uint8, before normalisation)."""
+    from utils.transforms import IMAGE_SIZE, PIXEL_MEAN
+
+    frame = np.full((IMAGE_SIZE, IMAGE_SIZE, 3), PIXEL_MEAN.round(), np.uint8)
+    frame[: resized.shape[0], : resized.shape[1]] = resized
+    return frame
+
+
 def compare_preprocessing(image: np.ndarray, point: np.ndarray) -> plt.Figure:
     """SAM 1's encoder frame beside SAM 2's, ``point`` (x, y in image pixels) drawn where each family maps it.
 
@@ -149,8 +159,6 @@ def compare_preprocessing(image: np.ndarray, point: np.ndarray) -> plt.Figure:
     image to the whole 1024x1024 square, so the aspect ratio is lost and nothing is padded.
     """
     from utils.transforms import (
-        IMAGE_SIZE,
-        PIXEL_MEAN,
         apply_coords,
         resize_longest_side,
         sam2_apply_coords,
@@ -160,12 +168,10 @@ def compare_preprocessing(image: np.ndarray, point: np.ndarray) -> plt.Figure:
 
     image = to_rgb_uint8(image)
     resized = resize_longest_side(image)
-    sam1_frame = np.full((IMAGE_SIZE, IMAGE_SIZE, 3), PIXEL_MEAN.round(), np.uint8)  # padded with the mean colour
-    sam1_frame[: resized.shape[0], : resized.shape[1]] = resized
     point = np.asarray(point, dtype=float)[None]
     panels = (
         (
-            sam1_frame,
+            _sam1_frame(resized),
             apply_coords(point, image.shape[:2])[0],
             f"SAM 1: longest side 1024 ({resized.shape[1]}x{resized.shape[0]}), padded",
         ),
@@ -267,11 +273,10 @@ def show_decoder_points(image: np.ndarray, prompts: dict[str, dict]) -> plt.Figu
     without a box gets a padding point labelled -1 at (0, 0).
     """
     from utils.predictor import decoder_points
-    from utils.transforms import IMAGE_SIZE, PIXEL_MEAN, resize_longest_side, to_rgb_uint8
+    from utils.transforms import IMAGE_SIZE, resize_longest_side, to_rgb_uint8
 
     resized = resize_longest_side(to_rgb_uint8(image))
-    frame = np.full((IMAGE_SIZE, IMAGE_SIZE, 3), PIXEL_MEAN.round(), np.uint8)  # the encoder pads with the mean colour
-    frame[: resized.shape[0], : resized.shape[1]] = resized
+    frame = _sam1_frame(resized)
     figure, axes = plt.subplots(1, len(prompts), figsize=(4.6 * len(prompts), 4.8), squeeze=False)
     for ax, (title, prompt) in zip(axes[0], prompts.items()):
         points = None
