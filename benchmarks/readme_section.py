@@ -65,7 +65,8 @@ def section_text(name: str, published: Path = PUBLISHED) -> str:
         for key, value in result.get("settings", {}).items()
         if isinstance(value, (int, float)) and not isinstance(value, bool)
     }
-    return f"From `benchmarks/published/{filename}` (settings: {json.dumps(numeric)}):\n\n{render(result)}"
+    settings = f" (settings: {json.dumps(numeric)})" if numeric else ""
+    return f"From `benchmarks/published/{filename}`{settings}:\n\n{render(result)}"
 
 
 def regenerate(readme: str, published: Path = PUBLISHED) -> str:
