@@ -15,7 +15,7 @@ import pytest
 from benchmarks import compare, decoder_speed, prompt_latency
 from benchmarks.compare_table import COLUMNS, failed_measurements, markdown
 from benchmarks.report import ROOT, count_gmac, peak_memory_mib, run_worker
-from tests.helpers import make_test_images
+from tests.helpers import make_test_images, quickest_compare_settings
 from utils.accuracy import PARITY_EMBEDDING_TOLERANCE, PARITY_MIN_MASK_IOU
 from utils.precision import cpu_description, isa_line, native_bf16
 from utils.transforms import encoder_input
@@ -142,16 +142,7 @@ def test_compare_benchmark_writes_table_json_and_chart_with_every_row(tmp_path):
     from utils.checkpoints import load_sam
     from utils.ir_store import INT8_ENCODER_XML, ir_directory
 
-    tiny = compare.settings(
-        model_type="vit_tiny",
-        models_dir=tmp_path / "models",
-        output_dir=tmp_path,
-        repeats=1,
-        warmup=0,
-        prompt_repeats=1,
-        amg_points_per_side=2,
-        throughput_images=2,
-    )
+    tiny = quickest_compare_settings("vit_tiny", tmp_path, throughput_images=2)
     result = compare.run(tiny)
     rows = result["rows"]
     assert list(rows) == list(compare.ROWS) and result["failed"] == []

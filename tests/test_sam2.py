@@ -24,7 +24,7 @@ from benchmarks import compare, encoder_profile, sam2_encoders
 from benchmarks.compare_table import COLUMNS
 from benchmarks.report import count_gmac
 from benchmarks.torch_reference import TorchSam2Predictor
-from tests.helpers import F32
+from tests.helpers import F32, quickest_compare_settings
 from utils.accuracy import (
     PARITY_EMBEDDING_TOLERANCE,
     PARITY_MIN_MASK_IOU,
@@ -505,16 +505,7 @@ def test_compare_benchmark_runs_sam2s_rows_with_its_work(tmp_path):
     """`benchmarks.compare --model-type edgetam` on tiny settings: PyTorch eager and both OpenVINO rows measured in
     every column, SAM 1's other rows saying why they did not run, the encoder's GMAC counted as torch counts it
     and its GMAC/s in the table."""
-    settings = compare.settings(
-        model_type="edgetam",
-        models_dir=tmp_path / "models",
-        output_dir=tmp_path,
-        repeats=1,
-        warmup=0,
-        prompt_repeats=1,
-        amg_points_per_side=2,
-        throughput_images=1,
-    )
+    settings = quickest_compare_settings("edgetam", tmp_path, throughput_images=1)
     result = compare.run(settings)
     rows = result["rows"]
     measured = {name for name, spec in compare.ROWS.items() if spec.get("sam2")}
