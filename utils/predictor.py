@@ -526,10 +526,9 @@ def _compile_decoder_parts(
         raise FileNotFoundError(f"The decoder parts {named} go together; not found: {missing}. To make them, {remake}.")
     models = [core.read_model(path) for path in paths]
     ids = [_conversion_id(model) for model in models]
-    prompt_side, with_mask = ([port.get_any_name() for port in model.inputs] for model in models[1:])
+    prompt_side = [port.get_any_name() for port in models[1].inputs]
     outputs = [port.get_any_name() for port in models[0].outputs]
-    with_mask_per_image = {name for name in with_mask if name not in PROMPT_INPUTS}
-    fits = prompt_side[: len(outputs)] == outputs and with_mask_per_image <= set(outputs)
+    fits = prompt_side[: len(outputs)] == outputs and set(per_image_inputs(models[2])) <= set(outputs)
     if decoder_id is None or ids != [decoder_id] * len(paths) or not fits:
         conversions = ", ".join(f"{path} (conversion {id_})" for path, id_ in zip(paths, ids, strict=True))
         raise ValueError(
@@ -539,7 +538,7 @@ def _compile_decoder_parts(
     return tuple(core.compile_model(model, device, config) for model in models)
 
 
-def per_image_inputs(prompt_side: ov.CompiledModel) -> list[str]:
+def per_image_inputs(prompt_side: ov.Model | ov.CompiledModel) -> list[str]:
     """The names of a prompt side's inputs that are image-side outputs (all but `PROMPT_INPUTS`), in order."""
     return [port.get_any_name() for port in prompt_side.inputs if port.get_any_name() not in PROMPT_INPUTS]
 
