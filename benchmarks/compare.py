@@ -20,10 +20,10 @@ disk. Ratios are against PyTorch eager f32 measured in the same run. Above the t
 work per image in GMAC (`benchmarks.report.count_gmac`, attention included, counted in a worker
 process); the GMAC/s column is that work over each row's encoder latency.
 
-For a SAM 2.1 size or EdgeTAM, three rows run: PyTorch eager f32 (transformers' model through
+For a SAM 2.1 size or EdgeTAM, four rows run: PyTorch eager f32 (transformers' model through
 `benchmarks.torch_reference.TorchSam2Predictor`, with this series' mask generator, since sam2's own is not
-installable), OpenVINO f32 and OpenVINO at the default precision (the SAM 2 export keeps transformers' fused
-attention, so it is the fused-export row); the other rows are SAM 1's and say so.
+installable), OpenVINO f32, OpenVINO at the default precision (the SAM 2 export keeps transformers' fused
+attention, so it is the fused-export row) and the INT8 encoder; the other rows are SAM 1's and say so.
 
 Every row runs in a fresh process, so its peak memory and its thread pools are its own.
 What a row compiles on its first calls (torch.compile) is compiled before any timing, and
@@ -64,11 +64,11 @@ ROWS = {
     "OpenVINO f32": {"backend": "openvino", "fused": True, "int8": False, "config": F32, "sam2": True},
     "OpenVINO default, plain export": {"backend": "openvino", "fused": False, "int8": False, "config": {}},
     "OpenVINO default, fused export": {"backend": "openvino", "fused": True, "int8": False, "config": {}, "sam2": True},
-    "OpenVINO INT8 encoder": {"backend": "openvino", "fused": True, "int8": True, "config": {}},
+    "OpenVINO INT8 encoder": {"backend": "openvino", "fused": True, "int8": True, "config": {}, "sam2": True},
 }
 """Each row's configuration; ``sam2``: the row also runs for the SAM 2 family (its one export, which keeps
 transformers' fused attention, counts as the fused export; the other rows are SAM 1's peers and exports)."""
-SAM2_ROW_REASON = "SAM 1 only (the SAM 2 family has one export, no INT8 encoder and no ONNX or compiled peer here)"
+SAM2_ROW_REASON = "SAM 1 only (the SAM 2 family has one export and no ONNX or compiled peer here)"
 DEFAULTS = {
     "model_type": "vit_b",
     "image": ROOT / "data" / "truck.jpg",
@@ -402,7 +402,7 @@ def run_row_in_subprocess(name: str, setup: dict) -> dict:
 def int8_accuracy(models: dict, setup: dict) -> dict:
     """INT8 encoder against the FP encoder, both OpenVINO at default precision, on each image in the accuracy folder."""
     from utils.accuracy import compare_on_images
-    from utils.predictor import OVSamPredictor
+    from utils.predictor import open_predictor
     from utils.quantize import image_files
     from utils.transforms import read_rgb_image
 
@@ -410,8 +410,8 @@ def int8_accuracy(models: dict, setup: dict) -> dict:
     images = {path.name: read_rgb_image(path) for path in image_files(setup["accuracy_dir"])}
     device = setup["device"]
     return compare_on_images(
-        OVSamPredictor(models["int8"], decoder_xml, device=device),
-        OVSamPredictor(encoder_xml, decoder_xml, device=device),
+        open_predictor(models["int8"], decoder_xml, device=device),
+        open_predictor(encoder_xml, decoder_xml, device=device),
         images,
     )
 

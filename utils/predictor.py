@@ -99,7 +99,7 @@ class OVSamPredictor:
             raise ValueError(f"OpenVINO device {device!r} is not available here; choose one of {available}.")
         self.device = device
         encoder = core.read_model(encoder_xml)
-        if _has_sam2_encoder_outputs(encoder.outputs) != isinstance(self, OVSam2Predictor):
+        if is_sam2_encoder(encoder) != isinstance(self, OVSam2Predictor):
             outputs = [sorted(port.get_names()) for port in encoder.outputs]
             wanted = "OVSamPredictor" if isinstance(self, OVSam2Predictor) else "OVSam2Predictor"
             raise ValueError(
@@ -440,13 +440,14 @@ def open_predictor(
         raise FileNotFoundError(
             f"No OpenVINO IR at {encoder_xml}: create it with utils.convert.ensure_sam_ir() (or notebook 01)."
         )
-    sam2 = _has_sam2_encoder_outputs(ov.Core().read_model(encoder_xml).outputs)
+    sam2 = is_sam2_encoder(ov.Core().read_model(encoder_xml))
     return (OVSam2Predictor if sam2 else OVSamPredictor)(encoder_xml, decoder_xml, device=device, config=config)
 
 
-def _has_sam2_encoder_outputs(ports) -> bool:
-    """True when the encoder's outputs are SAM 2's three maps, in order (a port may carry more names than one)."""
-    names = list(SAM2_ENCODER_OUTPUTS)
+def is_sam2_encoder(encoder: ov.Model) -> bool:
+    """True when the image encoder's outputs are SAM 2's three maps, in order (a port may carry more names than
+    one): the SAM 2 family's IR, FP or INT8, as against SAM 1's one embedding."""
+    ports, names = encoder.outputs, list(SAM2_ENCODER_OUTPUTS)
     return len(ports) == len(names) and all(name in port.get_names() for port, name in zip(ports, names))
 
 

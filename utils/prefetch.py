@@ -45,7 +45,7 @@ def prefetch(mirror_dir: str | Path, model_types: list[str], show_progress: bool
 def add_ir(kit_dir: str | Path, model_types: list[str], models_dir: str | Path = "models") -> list[Path]:
     """Put current IR of ``model_types`` into ``KIT/ir/``, converting and quantizing in ``models_dir`` where needed.
 
-    Each model's folder gets the FP IR and, for SAM 1, the INT8 encoder (`ensure_int8_encoder`, on the default
+    Each model's folder gets the FP IR and the INT8 encoder (`ensure_int8_encoder`, on the default
     calibration images). Conversion reads the checkpoints from the kit itself (fill it with `prefetch`
     first). Returns the kit's IR folders. Each set of files is written through a temporary folder, its
     stamp last.
@@ -63,9 +63,8 @@ def add_ir(kit_dir: str | Path, model_types: list[str], models_dir: str | Path =
             source = encoder_xml.parent
             target = Path(kit_dir) / KIT_IR_FOLDER / source.name
             copy_ir(source, target, prefix=".kit-")
-            if not is_sam2(model_type):  # the INT8 encoder is SAM 1's (utils.quantize)
-                ensure_int8_encoder(model_type, models_dir)
-                copy_int8_ir(source, target, prefix=".kit-")
+            ensure_int8_encoder(model_type, models_dir)
+            copy_int8_ir(source, target, prefix=".kit-")
             folders.append(target)
     finally:
         if previous_mirror is None:
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--with-ir",
         action="store_true",
-        help="also put converted IR in the kit, FP and (SAM 1) INT8; needs the full install",
+        help="also put converted IR in the kit, FP and INT8; needs the full install",
     )
     parser.add_argument("--models-dir", type=Path, default=Path("models"), help="where to convert (default: models)")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""INT8 post-training quantization of SAM's image encoder with NNCF.
+"""INT8 post-training quantization of SAM's image encoder with NNCF: SAM 1's, SAM 2.1's and EdgeTAM's.
 
 For one image and a few prompts the encoder is where SAM spends its time
 (seconds per image against milliseconds per prompt), so it is the half worth
@@ -8,7 +8,11 @@ runs the FP IR on a few calibration images, records the range of every
 activation that feeds a MatMul or convolution, and inserts FakeQuantize nodes
 that the CPU plugin turns into INT8 kernels. ``model_type=TRANSFORMER`` keeps
 the numerically fragile parts of a ViT (LayerNorm, Softmax, GELU inputs) in
-floating point and applies SmoothQuant to the linear layers.
+floating point and applies SmoothQuant to the linear layers; EdgeTAM's convolutional
+trunk is quantized the same way (on random weights its error was no larger than with
+NNCF's default model type, at the same speed). The calibration images go through the
+pre-processing of the encoder's family (SAM 1's resize and padding, or SAM 2's
+whole-square resize), which `quantize_encoder` reads from the IR (`is_sam2_encoder`).
 
 The INT8 IR is written next to the FP IR it came from, with a stamp naming that
 source and the calibration set; `ensure_int8_encoder` reuses it while the stamp
@@ -22,6 +26,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +42,8 @@ from utils.ir_store import (
     read_stamp,
     take_int8_from_kit,
 )
-from utils.transforms import encoder_input, read_rgb_image
+from utils.predictor import is_sam2_encoder
+from utils.transforms import encoder_input, read_rgb_image, sam2_encoder_input
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "data" / "calibration"
@@ -95,9 +101,11 @@ def calibration_images(folder: str | os.PathLike) -> list[Path]:
     return images
 
 
-def calibration_sample(path: Path) -> np.ndarray:
-    """One calibration sample: the image as the predictor feeds it to the encoder, 1x3x1024x1024 float32."""
-    return encoder_input(read_rgb_image(path))
+def calibration_sample(path: Path, sam2: bool = False) -> np.ndarray:
+    """One calibration sample: the image as the predictor feeds it to the encoder, 1x3x1024x1024 float32
+    (``sam2``: SAM 2's pre-processing, `utils.transforms.sam2_encoder_input`)."""
+    image = read_rgb_image(path)
+    return sam2_encoder_input(image) if sam2 else encoder_input(image)
 
 
 def quantize_encoder(
@@ -125,10 +133,11 @@ def quantize_encoder(
     encoder_xml = Path(encoder_xml)
     output_xml = Path(output_xml) if output_xml else encoder_xml.with_name(INT8_ENCODER_XML)
     images = calibration_images(calibration_folder)[:subset_size]
+    model = ov.Core().read_model(encoder_xml)
     with _plain_progress_under_tests():
         quantized = nncf.quantize(
-            ov.Core().read_model(encoder_xml),
-            nncf.Dataset(images, calibration_sample),
+            model,
+            nncf.Dataset(images, partial(calibration_sample, sam2=is_sam2_encoder(model))),
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(images),
         )
