@@ -3,6 +3,8 @@
     .venv/bin/python -m benchmarks.compare --output-dir benchmarks/published    # measure (writes compare.json)
     .venv/bin/python -m benchmarks.decoder_speed --profile --output benchmarks/published/decoder_speed.json
     .venv/bin/python -m benchmarks.sam2_encoders --all --output benchmarks/published/sam2_encoders.json
+    .venv/bin/python -m benchmarks.compare --model-type sam2.1_hiera_tiny \
+        --output-dir benchmarks/published/compare-sam2.1_hiera_tiny
     .venv/bin/python -m benchmarks.readme_section            # rewrite README.md between the markers
     .venv/bin/python -m benchmarks.readme_section --check    # exit 1 where README.md differs (the tests do this)
 
@@ -52,6 +54,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "compare": ("compare.json", _compare_markdown),
     "decoder_speed": ("decoder_speed.json", _decoder_speed_markdown),
     "models": ("sam2_encoders.json", _model_table),
+    "compare_sam2": ("compare-sam2.1_hiera_tiny/compare.json", _compare_markdown),
 }
 """Section name -> (results file in benchmarks/published/, the benchmark's own markdown for it)."""
 
