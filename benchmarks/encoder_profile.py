@@ -8,7 +8,7 @@ Compiles each encoder IR with PERF_COUNT on, runs it on data/truck.jpg, and prin
 table per IR: the runtime layer types (after the CPU plugin's own fusions, so a fused attention
 shows as "Subgraph" or "ScaledDotProductAttention") with their share of the last run, plus the
 median wall time. Converts and quantizes whatever is missing first. The SAM 2 family has one
-export (transformers' attention as it is, no INT8 yet), so it gets one table.
+export (transformers' attention as it is) and its INT8 encoder, so it gets two tables.
 
 Under each table, the work split the way the CPU runs it (`work_by_kind`, counted on the IR's static
 shapes): the linear layers, which the plugin runs as FullyConnected and which set the practical limit,
@@ -71,8 +71,12 @@ def work_by_kind(model: ov.Model) -> dict[str, float]:
 
 
 def work_line(work: dict[str, float], layer_ms: dict[str, float]) -> str:
-    """The linear layers' GMAC/s in FullyConnected against the rest of the work in the rest of the layers' time."""
-    linear, linear_ms = work.get("linear", 0.0), layer_ms.get("FullyConnected", 0.0)
+    """The linear layers' GMAC/s in FullyConnected against the rest of the work in the rest of the layers' time.
+
+    An INT8 IR runs its quantized linear layers as another FullyConnected type (FullyConnectedQuantizedLegacy in
+    OpenVINO 2026), so every layer type whose name starts with FullyConnected counts as linear."""
+    linear = work.get("linear", 0.0)
+    linear_ms = sum(ms for layer_type, ms in layer_ms.items() if layer_type.startswith("FullyConnected"))
     rest_ms = sum(layer_ms.values()) - linear_ms
     rest = sum(work.values()) - linear
     parts = ", ".join(f"{kind} {value:.1f}" for kind, value in sorted(work.items()))
@@ -105,8 +109,9 @@ def markdown(name: str, result: dict, top: int = 8) -> str:
 SAM1_EXPORT_NAMES = {"plain": "plain export", "fused": "fused export", "int8": "fused export, INT8"}
 
 
-def sam1_encoder(export: str, model_type: str, models_dir: Path) -> Path:
-    """The encoder IR of one of SAM 1's exports (a key of `SAM1_EXPORT_NAMES`), made first when missing."""
+def encoder_ir(export: str, model_type: str, models_dir: Path) -> Path:
+    """The encoder IR of one export (a key of `SAM1_EXPORT_NAMES`; "int8" also for the SAM 2 family), made first
+    when missing."""
     from utils.convert import ensure_sam_ir
     from utils.quantize import ensure_int8_encoder
 
@@ -122,7 +127,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--precision", choices=["default", "f32"], default="default")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--exports", nargs="+", choices=["plain", "fused", "int8"], default=["plain", "fused", "int8"], help="SAM 1's"
+        "--exports",
+        nargs="+",
+        choices=["plain", "fused", "int8"],
+        default=["plain", "fused", "int8"],
+        help="SAM 1's; the SAM 2 family has its one export, and int8",
     )
     args = parser.parse_args(argv)
 
@@ -130,10 +139,12 @@ def main(argv: list[str] | None = None) -> dict:
     image = read_rgb_image(args.image)
     if is_sam2(args.model_type):
         encoders = {"export": ensure_sam_ir(args.model_type, args.models_dir)[0]}
+        if "int8" in args.exports:
+            encoders["export, INT8"] = encoder_ir("int8", args.model_type, args.models_dir)
         preprocessed = sam2_encoder_input(image)
     else:
         encoders = {
-            SAM1_EXPORT_NAMES[export]: sam1_encoder(export, args.model_type, args.models_dir) for export in args.exports
+            SAM1_EXPORT_NAMES[export]: encoder_ir(export, args.model_type, args.models_dir) for export in args.exports
         }
         preprocessed = encoder_input(image)
     config = F32 if args.precision == "f32" else {}

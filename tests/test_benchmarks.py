@@ -362,3 +362,12 @@ def test_readme_section_follows_the_results_file(tmp_path):
     assert changed != readme and "| OpenVINO f32 | 123456 |" in changed
     with pytest.raises(ValueError, match="no markers for the generated section 'compare'"):
         readme_section.regenerate("# a README without markers\n", published)
+
+
+def test_profile_counts_int8_linear_layers_as_linear():
+    """An INT8 IR runs its quantized linear layers as a FullyConnected type of their own: they count as linear."""
+    from benchmarks.encoder_profile import work_line
+
+    layer_ms = {"FullyConnected": 30.0, "FullyConnectedQuantizedLegacy": 20.0, "Subgraph": 50.0}
+    line = work_line({"linear": 10.0, "attention": 5.0}, layer_ms)
+    assert "linear layers 10.0 GMAC in 50 ms" in line and "everything else 5.0 GMAC in 50 ms, 100 GMAC/s" in line
