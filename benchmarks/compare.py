@@ -53,7 +53,7 @@ import numpy as np
 from benchmarks.compare_table import BASELINE, COLUMNS, add_ratios, failed_measurements, markdown, plot
 from benchmarks.report import ROOT, median_ms, peak_memory_mib, print_header, run_worker, seconds, write_json
 from utils.accuracy import fixed_prompts
-from utils.precision import F32, native_bf16
+from utils.precision import F32, compile_config, native_bf16
 from utils.sam2_models import is_sam2
 
 ROWS = {
@@ -284,7 +284,7 @@ def openvino_parts(spec: dict, setup: dict) -> RowParts:
 
     def throughput(preprocessed: np.ndarray, images: int) -> float:
         compiled = ov.Core().compile_model(
-            encoder_xml, setup["device"], {"PERFORMANCE_HINT": "THROUGHPUT", **spec["config"]}
+            encoder_xml, setup["device"], compile_config({"PERFORMANCE_HINT": "THROUGHPUT", **spec["config"]})
         )
         queue = ov.AsyncInferQueue(compiled)  # as many requests as the plugin finds optimal
         for _ in range(len(queue) if setup["warmup"] else 0):

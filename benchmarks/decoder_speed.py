@@ -34,7 +34,7 @@ from benchmarks.encoder_profile import markdown as profile_markdown
 from benchmarks.encoder_profile import profile
 from benchmarks.report import ROOT, benchmark_parser, count_gmac, median_ms, print_header, write_json
 from utils.accuracy import fixed_prompts
-from utils.precision import F32
+from utils.precision import F32, compile_config
 from utils.predictor import (
     DECODER_CHUNK,
     WITH_MASK_PER_IMAGE_INPUTS,
@@ -128,12 +128,13 @@ def run(sam, ir_folder: Path, image: np.ndarray, repeats: int, profile_runs: int
         "prompt side with mask": DECODER_PROMPT_SIDE_WITH_MASK_XML,
     }
     for precision, config in PRECISIONS.items():
-        encoder = core.compile_model(ir_folder / ENCODER_XML, "CPU", config)
+        encoder = core.compile_model(ir_folder / ENCODER_XML, "CPU", compile_config(config))
         encoder_rate = gmac["encoder"] / median_ms(lambda encoder=encoder: encoder(preprocessed), 2) * 1e3
-        image_side = core.compile_model(ir_folder / DECODER_IMAGE_SIDE_XML, "CPU", config)
+        image_side = core.compile_model(ir_folder / DECODER_IMAGE_SIDE_XML, "CPU", compile_config(config))
         for key in xml_files:
             name = "whole decoder" if key == "whole" else f"split decoder, {key}"
-            request = core.compile_model(ir_folder / xml_files[key], "CPU", config).create_infer_request()
+            compiled = core.compile_model(ir_folder / xml_files[key], "CPU", compile_config(config))
+            request = compiled.create_infer_request()
             # inputs read in place, as OVSamPredictor runs them (a copy of the image side's 14 MB would be timed too)
             row = _row(lambda feed, request=request: request.infer(feed, share_inputs=True), inputs[key], repeats)
             row["encoder_gmac_per_s"], row["gmac_per_prompt"] = encoder_rate, gmac[key]

@@ -27,7 +27,7 @@ from pathlib import Path
 import openvino as ov
 
 from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header
-from utils.precision import F32, isa_line
+from utils.precision import F32, compile_config, isa_line
 from utils.sam2_models import is_sam2
 from utils.transforms import encoder_input, read_rgb_image, sam2_encoder_input
 
@@ -37,7 +37,7 @@ def profile(model_xml: Path, inputs: dict, config: dict, runs: int) -> dict:
 
     ``inputs``: what the model is run on, by input name or index (the decoder's profile uses this too).
     """
-    compiled = ov.Core().compile_model(model_xml, "CPU", {**config, "PERF_COUNT": True})
+    compiled = ov.Core().compile_model(model_xml, "CPU", compile_config({**config, "PERF_COUNT": True}))
     request = compiled.create_infer_request()
     wall_ms = median_ms(lambda: request.infer(inputs), runs, warmup=1)
     by_type: collections.Counter = collections.Counter()

@@ -142,8 +142,8 @@ TABLE = [
 
 def markdown(rows: dict, cpu: dict) -> str:
     lines = [
-        f"CPU: {cpu['cpu']}; OpenVINO {cpu['openvino']}; OpenVINO's default precision on it: "
-        f"{'bf16' if 'BF16' in cpu['openvino_capabilities'] else 'f32'}",
+        f"CPU: {cpu['cpu']}; OpenVINO {cpu['openvino']}; the default precision (the project's choice) on it: "
+        f"{cpu['hardware_precision']}",
         "",
         "| model | " + " | ".join(heading for heading, _, _ in TABLE) + " |",
         "| --- |" + " ---: |" * len(TABLE),

@@ -17,7 +17,7 @@ from benchmarks.compare_table import COLUMNS, failed_measurements, markdown
 from benchmarks.report import ROOT, count_gmac, peak_memory_mib, run_worker
 from tests.helpers import make_test_images, quickest_compare_settings
 from utils.accuracy import PARITY_EMBEDDING_TOLERANCE, PARITY_MIN_MASK_IOU
-from utils.precision import cpu_description, isa_line, native_bf16
+from utils.precision import BF16_ISA, ONEDNN_ISA_ORDER, cpu_description, isa_line, native_bf16
 from utils.transforms import encoder_input
 
 
@@ -36,13 +36,16 @@ def test_prompt_latency_benchmark_reports_every_row(tiny_sam, tiny_ir_f32):
         assert table.count(f"| {name} |") == 2, name  # a timing row and an agreement row
 
 
-def test_cpu_description_names_the_isa_and_decides_bf16_from_openvino():
+def test_cpu_description_names_the_isa_and_decides_bf16_from_openvino_and_the_cap():
     cpu = cpu_description()
     assert cpu["cpu"] and set(cpu["isa"]) >= {"avx512_bf16", "amx_bf16"}
-    assert native_bf16(cpu) == ("BF16" in cpu["openvino_capabilities"])
+    cap = cpu["onednn_isa_cap"]
+    capped_below_bf16 = cap is not None and ONEDNN_ISA_ORDER.index(cap) < ONEDNN_ISA_ORDER.index(BF16_ISA)
+    assert native_bf16(cpu) == ("BF16" in cpu["openvino_capabilities"] and not capped_below_bf16)
     assert "amx_bf16" in isa_line(cpu) and "OpenVINO CPU capabilities" in isa_line(cpu)
+    assert ("capped at" in isa_line(cpu)) == (cap is not None)
     if sys.platform.startswith("linux"):  # the flags OpenVINO relies on agree with the kernel's
-        assert native_bf16(cpu) == bool(cpu["isa"]["avx512_bf16"] or cpu["isa"]["amx_bf16"])
+        assert native_bf16(cpu) == (bool(cpu["isa"]["avx512_bf16"] or cpu["isa"]["amx_bf16"]) and not capped_below_bf16)
 
 
 @pytest.mark.parametrize("autocast", [False, True], ids=["f32", "bf16-autocast"])

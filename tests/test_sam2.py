@@ -475,7 +475,7 @@ def test_encoder_benchmark_measures_work_and_speed(models_dir, test_images):
     assert all(row[key] > 0 for key in row)
     assert row["openvino_f32_gmac_per_s"] == pytest.approx(row["gmac"] / row["openvino_f32_ms"] * 1000)
     assert row["openvino_f32_vs_pytorch"] == pytest.approx(row["pytorch_f32_ms"] / row["openvino_f32_ms"])
-    table = sam2_encoders.markdown(rows, {"cpu": "test CPU", "openvino": "x", "openvino_capabilities": []})
+    table = sam2_encoders.markdown(rows, {"cpu": "test CPU", "openvino": "x", "hardware_precision": "f32"})
     assert table.count("\n") == 4 and f"| {model_type} | {row['gmac']:.1f} |" in table
     row["ir_mb"] = 12.3
     result = {"cpu": cpu_description(), "image": "data/truck.jpg", "repeats": 1, "rows": rows, "random_weights": True}

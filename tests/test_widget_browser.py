@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import secrets
 import shutil
 import socket
@@ -161,6 +163,28 @@ class KernelProbe:
         self.client.stop_channels()
 
 
+CANVAS_DRAWN = "() => { const c = document.querySelector('.sam-widget canvas'); return Boolean(c && c.width > 0); }"
+ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def wait_for_the_widget(page, probe: KernelProbe, timeout_s: float) -> None:
+    """Wait while the notebook runs until the widget's canvas is drawn; when a cell raises instead, fail at once
+    with that cell's error, read from the kernel's messages (Run All stops there, and no canvas would come)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(CANVAS_DRAWN):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no widget canvas after {timeout_s} s, and no cell of {NOTEBOOK} raised")
+        try:
+            message = probe.client.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+        if message["msg_type"] == "error":
+            error = message["content"]
+            traceback = ANSI_ESCAPES.sub("", "\n".join(error["traceback"]))
+            raised = f"{error['ename']}: {error['evalue']}"
+            raise AssertionError(f"a cell of {NOTEBOOK} raised {raised}\n{traceback[-4000:]}")
+
+
 def canvas_geometry(page) -> dict:
     return page.evaluate(
         """() => { const c = document.querySelector('.sam-widget canvas'); const r = c.getBoundingClientRect();
@@ -270,14 +294,11 @@ def test_widget_in_jupyterlab(tmp_path):
                 page.goto(f"{server.url}/lab/tree/{NOTEBOOK}?token={server.token}")
                 page.wait_for_selector(".jp-Notebook", timeout=120_000)
                 kernel_id = server.wait_for_idle_kernel()
+                probe = KernelProbe(server.env["JUPYTER_RUNTIME_DIR"], kernel_id)  # listening before the run
                 page.get_by_role("menuitem", name="Run", exact=True).click(timeout=30_000)
                 page.get_by_text("Run All Cells", exact=True).click(timeout=30_000)
-                page.wait_for_function(
-                    "() => { const c = document.querySelector('.sam-widget canvas'); return c && c.width > 0; }",
-                    timeout=NOTEBOOK_TIMEOUT_S * 1000,
-                )
+                wait_for_the_widget(page, probe, NOTEBOOK_TIMEOUT_S)
                 server.wait_for_idle_kernel(timeout=NOTEBOOK_TIMEOUT_S)
-                probe = KernelProbe(server.env["JUPYTER_RUNTIME_DIR"], kernel_id)
                 probe.client.execute_interactive("widget.handle_action({'type': 'reset'})", timeout=60)
                 page.locator(".sam-widget").scroll_into_view_if_needed()
                 geometry = canvas_geometry(page)

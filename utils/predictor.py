@@ -28,6 +28,7 @@ import numpy as np
 import openvino as ov
 
 from utils.ir_store import CONVERSION_ID_KEY, DECODER_PART_XML_FILES
+from utils.precision import compile_config
 from utils.sam2_models import SAM2_ENCODER_OUTPUTS
 from utils.transforms import (
     IMAGE_SIZE,
@@ -69,7 +70,8 @@ class OVSamPredictor:
             prompt runs on them instead.
         device: an OpenVINO device name, e.g. "CPU", "GPU" or "AUTO".
         config: properties passed to `compile_model` for every model, e.g.
-            ``{"INFERENCE_PRECISION_HINT": "f32"}`` for exact parity with PyTorch.
+            ``{"INFERENCE_PRECISION_HINT": "f32"}`` for exact parity with PyTorch. Without a precision
+            hint, the project's choice (`utils.precision.choose_precision`) is named.
 
     Attributes besides `SamPredictor`'s: ``encoder`` and ``decoder`` (the compiled IR),
     ``decoder_image_side``, ``decoder_prompt_side`` and ``decoder_prompt_side_with_mask``
@@ -98,6 +100,7 @@ class OVSamPredictor:
         if device.split(":")[0].split(".")[0] not in known:
             raise ValueError(f"OpenVINO device {device!r} is not available here; choose one of {available}.")
         self.device = device
+        config = compile_config(config)
         encoder = core.read_model(encoder_xml)
         if is_sam2_encoder(encoder) != isinstance(self, OVSam2Predictor):
             outputs = [sorted(port.get_names()) for port in encoder.outputs]
@@ -106,11 +109,11 @@ class OVSamPredictor:
                 f"{encoder_xml} is another family's image encoder (outputs {outputs}; SAM 2's are "
                 f"{list(SAM2_ENCODER_OUTPUTS)}): use {wanted} for it, or open_predictor, which chooses."
             )
-        self.encoder = core.compile_model(encoder, device, config or {})
+        self.encoder = core.compile_model(encoder, device, config)
         decoder = core.read_model(decoder_xml)
-        self.decoder = core.compile_model(decoder, device, config or {})
+        self.decoder = core.compile_model(decoder, device, config)
         self._decoder_request = self.decoder.create_infer_request()
-        parts = _compile_decoder_parts(core, Path(decoder_xml), _conversion_id(decoder), device, config or {})
+        parts = _compile_decoder_parts(core, Path(decoder_xml), _conversion_id(decoder), device, config)
         self.decoder_image_side, self.decoder_prompt_side, self.decoder_prompt_side_with_mask = parts or (None,) * 3
         self._prompt_side_request = None if parts is None else self.decoder_prompt_side.create_infer_request()
         self._with_mask_request = None if parts is None else self.decoder_prompt_side_with_mask.create_infer_request()
