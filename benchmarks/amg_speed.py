@@ -15,7 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.report import ROOT, benchmark_parser, peak_memory_mib, run_worker, seconds
+from benchmarks.report import ROOT, benchmark_parser, run_worker, seconds
+from utils.memory import peak_memory_mib
 
 
 def worker(implementation: str, options: dict, image_path: Path, models_dir: Path, model_type: str) -> dict:

@@ -51,8 +51,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from benchmarks.compare_table import BASELINE, COLUMNS, add_ratios, failed_measurements, markdown, plot
-from benchmarks.report import ROOT, median_ms, peak_memory_mib, print_header, run_worker, seconds, write_json
+from benchmarks.report import ROOT, median_ms, print_header, run_worker, seconds, write_json
 from utils.accuracy import fixed_prompts
+from utils.memory import peak_memory_mib
 from utils.precision import F32, compile_config, native_bf16
 from utils.sam2_models import is_sam2
 

@@ -73,28 +73,6 @@ def seconds(function: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def peak_memory_mib() -> float:
-    """This process's own peak resident memory in MiB.
-
-    Linux: ``VmHWM`` from /proc/self/status. Not ``ru_maxrss``: a process started by
-    fork and exec keeps its parent's high-water mark there, so a worker spawned from a
-    large parent would report the parent's size. Windows: the peak working set (psutil).
-    macOS: ``ru_maxrss``, which is in bytes there.
-    """
-    if sys.platform.startswith("linux"):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    if sys.platform == "win32":
-        import psutil
-
-        return psutil.Process().memory_info().peak_wset / 2**20
-    import resource  # Unix only
-
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
-
-
 def run_worker(module: str, arguments: list[str]) -> dict:
     """Run ``python -m module --worker ...`` in a fresh interpreter and parse the JSON on its last stdout line.
 

@@ -72,3 +72,13 @@ def synthetic_ir(tmp_path_factory) -> tuple[Path, Path]:
     from tests.synthetic_sam import convert_synthetic
 
     return convert_synthetic(tmp_path_factory.mktemp("synthetic_ir"))
+
+
+@pytest.fixture(autouse=True)
+def close_widgets():
+    """ipywidgets keeps every widget until it is closed, and a SamWidget its predictor (hundreds of MiB with vit_b):
+    close what a test made once it is done."""
+    yield
+    import ipywidgets
+
+    ipywidgets.Widget.close_all()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import cv2
 import numpy as np
 import pytest
@@ -161,3 +164,15 @@ def test_a_click_after_the_predictor_moved_on_segments_the_widgets_own_image(wid
     assert widget.message == ""
     prompt = dict(point_coords=np.array([[180, 120], [60, 200]]), point_labels=np.array([1, 1]))
     np.testing.assert_array_equal(widget.mask, own_image_mask(synthetic_ir, image, **prompt))
+
+
+def test_a_closed_widget_lets_its_predictor_go(synthetic_ir, image):
+    """Nothing but the widget holds its predictor: once closed and dropped, the predictor is freed. (With a path
+    as ``_esm``, anywidget's file watcher kept every widget, and so every predictor, for the whole process.)"""
+    predictor = OVSamPredictor(*synthetic_ir, config=F32)
+    widget = SamWidget(predictor, image)
+    freed = weakref.ref(predictor)
+    widget.close()
+    del widget, predictor
+    gc.collect()
+    assert freed() is None

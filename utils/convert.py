@@ -46,6 +46,7 @@ from utils.ir_store import (
     ir_is_current,
     take_from_kit,
 )
+from utils.memory import release_freed_memory
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -262,6 +263,7 @@ def convert_sam(
             bar.set_postfix_str(f"save {xml.name}")
             ov.save_model(model, xml, compress_to_fp16=compress_to_fp16)
             del model
+            release_freed_memory()  # tracing a network leaves gigabytes freed but held; the next one reuses none
             bar.update()
     write_text_atomically(output_dir / STAMP_FILE, json.dumps(stamp, indent=2))
     return encoder_xml, decoder_xml

@@ -65,7 +65,7 @@ class SamWidget(anywidget.AnyWidget):
         multimask_output: ask SAM for three candidates per action (cycle with "Next mask").
     """
 
-    _esm = Path(__file__).with_name("widget.js")
+    _esm = Path(__file__).with_name("widget.js").read_text()  # the text: a path makes anywidget keep every widget
     _css = """
     .sam-widget .sam-canvas { max-width: 100%; height: auto; cursor: crosshair; display: block; }
     .sam-widget .sam-toolbar { display: flex; gap: 0.5em; align-items: center; margin-bottom: 0.3em; }
