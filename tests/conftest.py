@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import F32, make_test_images
+from tests.helpers import F32, convert_in_own_process, make_test_images
 from utils.checkpoints import load_sam
 from utils.convert import convert_sam
 from utils.predictor import OVSamPredictor
@@ -37,9 +37,10 @@ def tiny_sam():
 
 
 @pytest.fixture(scope="session")
-def ir_f32(sam, tmp_path_factory) -> tuple[Path, Path]:
-    """(encoder_xml, decoder_xml) with FP32 weights, converted once per test session."""
-    return convert_sam(sam, tmp_path_factory.mktemp("ir_f32"), compress_to_fp16=False, show_progress=False)
+def ir_f32(tmp_path_factory) -> tuple[Path, Path]:
+    """(encoder_xml, decoder_xml) with FP32 weights, converted once per test session, in a process of its own
+    (the conversion's 5 GB peak stays out of the suite's)."""
+    return convert_in_own_process("vit_b", tmp_path_factory.mktemp("ir_f32"), compress_to_fp16=False)
 
 
 @pytest.fixture(scope="session")

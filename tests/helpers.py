@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -10,7 +13,15 @@ import numpy as np
 from utils.precision import F32  # noqa: F401 - re-exported: the tests' compile config for parity
 from utils.transforms import read_rgb_image
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+CONVERT = """
+import json, sys
+from utils.checkpoints import load_sam
+from utils.convert import convert_sam
+paths = convert_sam(load_sam(sys.argv[1]), sys.argv[2], show_progress=False, **json.loads(sys.argv[3]))
+print(json.dumps([str(path) for path in paths]))
+"""
 
 
 def make_test_images() -> dict[str, np.ndarray]:
@@ -36,3 +47,19 @@ def quickest_compare_settings(model_type: str, tmp_path: Path, throughput_images
         amg_points_per_side=2,
         throughput_images=throughput_images,
     )
+
+
+def convert_in_own_process(model_type: str, output_dir: Path, **options) -> tuple[Path, Path]:
+    """`utils.convert.convert_sam` of ``load_sam(model_type)`` in a process of its own: tracing vit_b peaks
+    near 5 GB, which so stays out of the test process. The weights are the same seeded random ones (the seed
+    is in the environment), which the parity tests and the stamp check confirm."""
+    done = subprocess.run(
+        [sys.executable, "-c", CONVERT, model_type, str(output_dir), json.dumps(options)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"converting {model_type} failed:\n{done.stderr[-4000:]}")
+    encoder_xml, decoder_xml = json.loads(done.stdout.strip().splitlines()[-1])
+    return Path(encoder_xml), Path(decoder_xml)
