@@ -25,9 +25,7 @@ def peak_memory_mib() -> float:
     macOS: ``ru_maxrss``, which is in bytes there.
     """
     if sys.platform.startswith("linux"):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
+        return _proc_status_mib(os.getpid())["VmHWM"]
     if sys.platform == "win32":
         import psutil
 
@@ -55,12 +53,21 @@ def process_tree_memory(pid: int | None = None) -> dict[int, tuple[float, float]
 
 
 def _resident_and_peak_mib(process) -> tuple[float, float]:
-    status = Path(f"/proc/{process.pid}/status")
-    if not status.exists():
+    if not sys.platform.startswith("linux"):
         resident = process.memory_info().rss / 2**20
         return resident, resident
-    fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024  # kB
+    fields = _proc_status_mib(process.pid)
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def _proc_status_mib(pid: int) -> dict[str, float]:
+    """The memory fields (``Vm*``, in kB there) of Linux's /proc/PID/status, in MiB; a zombie has none."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name.startswith("Vm"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields
 
 
 @functools.cache
