@@ -17,7 +17,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from utils.memory import peak_memory_mib, process_tree_memory, release_freed_memory  # noqa: E402 - after the path
+from utils.memory import (  # noqa: E402 - after the path
+    finished_children_peak_mib,
+    peak_memory_mib,
+    process_tree_memory,
+    release_freed_memory,
+)
 
 RANDOM_SEED = "0"
 MEMORY_REPORT = ROOT / ".cache" / "memory-report.json"
@@ -36,8 +41,9 @@ def pytest_configure(config):
 
 
 class SuiteMemory:
-    """The suite's memory, sampled after every test: pytest's own peak, each child's (notebook kernels, workers)
-    and the whole process tree's resident total, with the tests and files that make them large."""
+    """The suite's memory, sampled after every test: pytest's own peak, each live child's (notebook kernels,
+    workers), a bound on every finished child's (conversions and kits run in a process of their own) and the whole
+    process tree's resident total, with the tests and files that make them large."""
 
     def __init__(self) -> None:
         self.tree_mib = 0.0
@@ -62,6 +68,7 @@ class SuiteMemory:
             "pytest_peak_mib": round(peak_memory_mib()),
             "largest_child_peak_mib": round(self.largest_child[0]),
             "largest_child_seen_after": self.largest_child[1],
+            "finished_children_peak_mib_at_most": round(finished_children_peak_mib()),
             "tree_sampled_peak_mib": round(self.tree_mib),
             "tests_that_raised_pytest_peak_mib": {test: round(mib) for mib, test in sorted(self.peak_raisers)[-8:]},
             "pytest_resident_after_file_mib": {
@@ -91,5 +98,6 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(
         f"memory: pytest process peak {report['pytest_peak_mib']} MiB, largest child peak "
         f"{report['largest_child_peak_mib']} MiB (seen after {report['largest_child_seen_after'] or 'none'}), "
+        f"finished children at most {report['finished_children_peak_mib_at_most']} MiB, "
         f"whole tree sampled after each test at most {report['tree_sampled_peak_mib']} MiB; see {MEMORY_REPORT}"
     )

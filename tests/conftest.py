@@ -49,14 +49,15 @@ def tiny_ir_f32(tiny_sam, tmp_path_factory) -> tuple[Path, Path]:
     return convert_sam(tiny_sam, tmp_path_factory.mktemp("tiny_ir_f32"), compress_to_fp16=False, show_progress=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ov_predictor(ir_f32) -> OVSamPredictor:
+    """vit_b's f32 predictor, compiled for each module that asks (and freed after it: about 2 GiB compiled)."""
     return OVSamPredictor(*ir_f32, config=F32)
 
 
-@pytest.fixture(scope="session", params=["landscape", "portrait", "tiny"])
+@pytest.fixture(scope="module", params=["landscape", "portrait", "tiny"])
 def predictor_pair(request, sam, ir_f32, test_images):
-    """An OVSamPredictor (f32) and a SamPredictor, both set to the same image."""
+    """An OVSamPredictor (f32) and a SamPredictor, both set to the same image (freed after the module)."""
     from segment_anything import SamPredictor
 
     image = test_images[request.param]

@@ -36,6 +36,19 @@ def peak_memory_mib() -> float:
     return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
 
 
+def finished_children_peak_mib() -> float:
+    """The largest peak resident memory among this process's children that have ended and been waited for (their
+    own children included), in MiB: a conversion or a kit run in a process of its own, a notebook's kernel once shut
+    down. An upper bound: on Linux a child Python starts (vfork, then exec) also counts its parent's peak at that
+    moment. 0 on Windows, which does not keep it."""
+    if sys.platform == "win32":
+        return 0.0
+    import resource  # Unix only
+
+    maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+
+
 def process_tree_memory(pid: int | None = None) -> dict[int, tuple[float, float]]:
     """``{pid: (resident MiB, peak resident MiB)}`` for a process (default: this one) and all its descendants, such
     as the test suite's notebook kernels and workers. The peak is Linux's ``VmHWM``; elsewhere it is the resident

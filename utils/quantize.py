@@ -42,6 +42,7 @@ from utils.ir_store import (
     read_stamp,
     take_int8_from_kit,
 )
+from utils.memory import release_freed_memory
 from utils.predictor import is_sam2_encoder
 from utils.transforms import encoder_input, read_rgb_image, sam2_encoder_input
 
@@ -205,7 +206,9 @@ def ensure_int8_encoder(
             "(pip install -r requirements.txt -c constraints.txt), or point SAM_OV_MIRROR at a workshop kit "
             "that holds the INT8 encoder (python -m utils.prefetch KIT --with-ir, on a full install)."
         )
+    release_freed_memory()  # what earlier conversions freed but the heap still holds, before calibration's own
     quantize_encoder(encoder_xml, calibration_folder, subset_size, int8_xml)
+    release_freed_memory()  # what calibration freed, handed back to the system (utils.memory)
     write_text_atomically(stamp_path, json.dumps(stamp, indent=2))
     return int8_xml
 
