@@ -51,7 +51,7 @@ def tiny_ir_f32(tiny_sam, tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def ov_predictor(ir_f32) -> OVSamPredictor:
-    """vit_b's f32 predictor, compiled for each module that asks (and freed after it: about 2 GiB compiled)."""
+    """vit_b's f32 predictor, compiled for each module that asks and freed after it."""
     return OVSamPredictor(*ir_f32, config=F32)
 
 

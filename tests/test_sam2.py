@@ -253,7 +253,9 @@ def test_batched_boxes_match_one_by_one(family):
 
 
 @pytest.mark.parametrize("with_mask", [False, True], ids=["without mask", "with mask"])
-@pytest.mark.parametrize("batch, points", [(1, 1), (17, 5)])
+# several prompts of several points; a larger batch costs memory only: each compiled decoder of the module's
+# predictor keeps the buffers of its largest batch (2.4 GiB more at 17 prompts, in a trace of the suite)
+@pytest.mark.parametrize("batch, points", [(1, 1), (6, 5)])
 def test_decoder_parts_give_the_whole_decoders_output(family, with_mask, batch, points):
     """The image side and a prompt side (`utils.sam2_export`'s split) against the whole decoder's IR, at f32, on
     random encoder maps and prompts (every label, padding included), with and without a previous mask."""

@@ -39,8 +39,8 @@ def peak_memory_mib() -> float:
 def finished_children_peak_mib() -> float:
     """The largest peak resident memory among this process's children that have ended and been waited for (their
     own children included), in MiB: a conversion or a kit run in a process of its own, a notebook's kernel once shut
-    down. An upper bound: on Linux a child Python starts (vfork, then exec) also counts its parent's peak at that
-    moment. 0 on Windows, which does not keep it."""
+    down. An upper bound: on Linux each child's figure includes its parent's peak so far at the moment it was
+    started (fork or vfork, then exec). 0 on Windows, which does not keep it."""
     if sys.platform == "win32":
         return 0.0
     import resource  # Unix only
