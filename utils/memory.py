@@ -32,8 +32,7 @@ def peak_memory_mib() -> float:
         return psutil.Process().memory_info().peak_wset / 2**20
     import resource  # Unix only
 
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+    return _maxrss_mib(resource.RUSAGE_SELF)
 
 
 def finished_children_peak_mib() -> float:
@@ -45,7 +44,14 @@ def finished_children_peak_mib() -> float:
         return 0.0
     import resource  # Unix only
 
-    maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return _maxrss_mib(resource.RUSAGE_CHILDREN)
+
+
+def _maxrss_mib(who: int) -> float:
+    """``ru_maxrss`` of ``getrusage(who)`` in MiB: bytes on macOS, KiB elsewhere."""
+    import resource  # Unix only
+
+    maxrss = resource.getrusage(who).ru_maxrss
     return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
 
 
