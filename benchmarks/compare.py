@@ -54,8 +54,8 @@ from benchmarks.compare_table import BASELINE, COLUMNS, add_ratios, failed_measu
 from benchmarks.report import ROOT, median_ms, print_header, run_worker, seconds, write_json
 from utils.accuracy import fixed_prompts
 from utils.memory import peak_memory_mib
+from utils.model_spec import SAM_2, model_spec, resolve
 from utils.precision import F32, compile_config, native_bf16
-from utils.sam2_models import is_sam2
 
 ROWS = {
     BASELINE: {"backend": "pytorch", "autocast": False, "sam2": True},
@@ -136,18 +136,21 @@ def measure(make_parts: Callable[[], RowParts], image: np.ndarray, setup: dict) 
     predictor, not beside it, so that predictor is released first. The PyTorch and ONNX Runtime rows
     run throughput on their one model, which their throughput function keeps alive.
     """
-    from utils.transforms import encoder_input, sam2_encoder_input
-
     parts = make_parts()
     with parts.context:
         result = latency_columns(parts, image, setup)
         throughput = parts.throughput
         del parts  # the last reference when make_parts built them (measure_row); a caller that kept them keeps them
         gc.collect()
-        preprocessed = sam2_encoder_input(image) if is_sam2(setup["model_type"]) else encoder_input(image)
+        preprocessed = resolve(model_spec(setup["model_type"]).family.preprocess)(image)
         result["throughput_fps"] = _guarded(lambda: throughput(preprocessed, setup["throughput_images"]))
     result["peak_memory_mib"] = peak_memory_mib()
     return result
+
+
+def _family(setup: dict):
+    """The family of the model type the run measures (`utils.model_spec.Family`)."""
+    return model_spec(setup["model_type"]).family
 
 
 def latency_columns(parts: RowParts, image: np.ndarray, setup: dict) -> dict:
@@ -174,7 +177,7 @@ def measure_row(name: str, setup: dict) -> dict:
     def make_parts() -> RowParts:
         if spec["backend"] == "pytorch":
             sam = load_sam(setup["model_type"], Path(setup["models_dir"]) / "checkpoints", show_progress=False)
-            if is_sam2(setup["model_type"]):
+            if _family(setup) is SAM_2:
                 return sam2_pytorch_parts(sam, setup["amg_points_per_side"])
             return pytorch_parts(sam, spec["autocast"], setup["amg_points_per_side"], spec.get("compile", False))
         if spec["backend"] == "onnxruntime":
@@ -329,7 +332,7 @@ def prepare_models(setup: dict) -> dict:
     chosen = [
         ROWS[name]
         for name in setup["rows"]
-        if ROWS[name]["backend"] == "openvino" and (ROWS[name].get("sam2") or not is_sam2(setup["model_type"]))
+        if ROWS[name]["backend"] == "openvino" and (ROWS[name].get("sam2") or _family(setup) is not SAM_2)
     ]
     models = {}
     if any(spec["fused"] for spec in chosen):
@@ -363,7 +366,7 @@ def not_run_reason(name: str, cpu: dict, setup: dict) -> str | None:
     spec = ROWS[name]
     if name not in setup["rows"]:
         return "not among the chosen rows (--rows)"
-    if is_sam2(setup["model_type"]) and not spec.get("sam2"):
+    if _family(setup) is SAM_2 and not spec.get("sam2"):
         return SAM2_ROW_REASON
     if spec.get("autocast") and not native_bf16(cpu) and not setup["force_bf16"]:
         return "no native bf16 (AVX-512 BF16 or AMX) on this CPU; --force-bf16 measures it anyway"

@@ -32,7 +32,7 @@ import openvino as ov
 
 from benchmarks.encoder_profile import markdown as profile_markdown
 from benchmarks.encoder_profile import profile
-from benchmarks.report import ROOT, benchmark_parser, count_gmac, median_ms, print_header, write_json
+from benchmarks.report import ROOT, benchmark_parser, count_gmac, median_ms, model_and_ir, print_header, publish
 from utils.accuracy import fixed_prompts
 from utils.precision import F32, compile_config
 from utils.predictor import (
@@ -258,8 +258,6 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from utils.checkpoints import load_sam
-    from utils.convert import ensure_sam_ir
     from utils.quantize import image_files
 
     parser = benchmark_parser(__doc__.split("\n\n")[0])
@@ -272,16 +270,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     cpu = print_header(args.model_type)
-    encoder_xml, _ = ensure_sam_ir(args.model_type, args.models_dir)
-    sam = load_sam(args.model_type, args.models_dir / "checkpoints")
+    sam, encoder_xml, _ = model_and_ir(args)
     result = run(sam, encoder_xml.parent, read_rgb_image(args.image), args.repeats, 5 if args.profile else 0)
     images = {path.name: read_rgb_image(path) for path in image_files(args.agreement_dir)}
     result["precision_agreement"] = decoder_precision_agreement(encoder_xml.parent, images)
     result.update(cpu=cpu, model_type=args.model_type, settings={"repeats": args.repeats})
-    print()
-    print(markdown(result))
-    write_json(result, args.output)
-    return result
+    return publish(result, markdown(result), args.output)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from pathlib import Path
 import openvino as ov
 
 from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header
+from utils.model_spec import SAM_2, model_spec
 from utils.precision import F32, compile_config, isa_line
-from utils.sam2_models import is_sam2
 from utils.transforms import encoder_input, read_rgb_image, sam2_encoder_input
 
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     cpu = print_header(args.model_type)
     image = read_rgb_image(args.image)
-    if is_sam2(args.model_type):
+    if model_spec(args.model_type).family is SAM_2:
         encoders = {"export": ensure_sam_ir(args.model_type, args.models_dir)[0]}
         if "int8" in args.exports:
             encoders["export, INT8"] = encoder_ir("int8", args.model_type, args.models_dir)

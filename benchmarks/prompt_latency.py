@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import ROOT, benchmark_parser, median_ms, print_header, write_json
+from benchmarks.report import ROOT, benchmark_parser, median_ms, model_and_ir, print_header, publish
 from utils.accuracy import agreement, fixed_prompts
-from utils.checkpoints import describe_weights, load_sam
-from utils.convert import ensure_sam_ir
+from utils.checkpoints import describe_weights
 from utils.precision import F32
 from utils.predictor import OVSamPredictor
 from utils.transforms import read_rgb_image
@@ -82,14 +81,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     cpu = print_header(args.model_type)
-    encoder_xml, decoder_xml = ensure_sam_ir(args.model_type, args.models_dir)
-    sam = load_sam(args.model_type, args.models_dir / "checkpoints")
+    sam, encoder_xml, decoder_xml = model_and_ir(args)
     result = run(sam, encoder_xml, decoder_xml, read_rgb_image(args.image), args.repeats, args.prompt_repeats)
     result.update(cpu=cpu, model_type=args.model_type, image=str(args.image), weights=describe_weights(args.model_type))
-    print()
-    print(markdown(result))
-    write_json(result, args.output)
-    return result
+    return publish(result, markdown(result), args.output)
 
 
 if __name__ == "__main__":

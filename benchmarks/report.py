@@ -41,6 +41,26 @@ def write_json(result: dict, path: Path) -> None:
     print(f"\nwritten: {path}")
 
 
+def publish(result: dict, table: str, path: Path) -> dict:
+    """Print a benchmark's markdown ``table`` and write its ``result`` to ``path`` as JSON; return the result."""
+    print()
+    print(table)
+    write_json(result, path)
+    return result
+
+
+def model_and_ir(args: argparse.Namespace) -> tuple:
+    """The PyTorch model of ``--model-type`` and its IR (encoder_xml, decoder_xml) in ``--models-dir``, converted
+    first where missing: what the benchmarks that time PyTorch against OpenVINO start from."""
+    from utils.checkpoints import load_sam
+    from utils.convert import ensure_sam_ir
+    from utils.model_spec import model_spec
+
+    spec = model_spec(args.model_type)
+    encoder_xml, decoder_xml = ensure_sam_ir(spec, args.models_dir)
+    return load_sam(spec, args.models_dir / "checkpoints"), encoder_xml, decoder_xml
+
+
 def count_gmac(module, *args, **kwargs) -> float:
     """Multiply-adds of one forward pass ``module(*args, **kwargs)`` (tensors), in billions: torch's FLOP
     counter, halved (a multiply-add is two FLOPs). Attention runs on PyTorch's math backend while counting:

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.report import ROOT, benchmark_parser, count_gmac, median_ms, print_header, write_json
+from utils.model_spec import SAM2_ARCHITECTURES, SAM_2, model_spec, resolve
 from utils.precision import F32, isa_line
-from utils.sam2_models import SAM2_ARCHITECTURES, SAM2_MODEL_TYPES
+from utils.sam2_models import SAM2_MODEL_TYPES
 from utils.transforms import read_rgb_image
 
 DEFAULT_MODEL_TYPES = ["vit_b", "sam2.1_hiera_tiny", "edgetam"]
@@ -36,16 +37,8 @@ BASELINE_MODEL = "vit_b"
 
 
 def encoder_module(model_type: str, model):
-    """The module that is exported as the image encoder (`utils.export_wrappers` or `utils.sam2_export`)."""
-    from utils.sam2_models import is_sam2
-
-    if is_sam2(model_type):
-        from utils.sam2_export import Sam2ImageEncoderModel
-
-        return Sam2ImageEncoderModel(model).eval()
-    from utils.export_wrappers import ImageEncoderModel
-
-    return ImageEncoderModel(model).eval()
+    """The module that is exported as the image encoder: the first of its family's parts (`utils.model_spec`)."""
+    return resolve(model_spec(model_type).family.parts[0].wrapper)(model).eval()
 
 
 def pytorch_prompt(model_type: str, model, image: np.ndarray, point: dict):
@@ -53,9 +46,7 @@ def pytorch_prompt(model_type: str, model, image: np.ndarray, point: dict):
     and `post_process_masks` for the SAM 2 family, `SamPredictor.predict` for SAM 1."""
     import torch
 
-    from utils.sam2_models import is_sam2
-
-    if not is_sam2(model_type):
+    if model_spec(model_type).family is not SAM_2:
         from segment_anything import SamPredictor
 
         predictor = SamPredictor(model)

@@ -20,8 +20,9 @@ import torch
 
 from tests.helpers import F32
 from utils.accuracy import PARITY_EMBEDDING_TOLERANCE
-from utils.convert import _convert_encoder
+from utils.convert import convert_part
 from utils.export_wrappers import sdpa_attention
+from utils.model_spec import SAM
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_sdpa_attention_restores_on_error(small_sam, image):
 
 @pytest.mark.parametrize("fused, sdpa_nodes", [(True, 2), (False, 0)])
 def test_encoder_ir_parity_with_and_without_fusion(small_sam, image, fused, sdpa_nodes):
-    model = _convert_encoder(small_sam, fused)
+    model = convert_part(small_sam, SAM, SAM.parts[0], "a test's conversion", fused)
     op_types = [op.get_type_name() for op in model.get_ordered_ops()]
     assert op_types.count("ScaledDotProductAttention") == sdpa_nodes
     with torch.no_grad():

@@ -1,153 +1,81 @@
-"""The SAM checkpoints this series knows, and `load_sam` to build a model from one.
+"""`load_sam`: any model type's reference model in PyTorch, with its official weights or seeded random weights.
 
-Setting the environment variable ``SAM_RANDOM_WEIGHTS_SEED`` to an integer makes
-`load_sam` skip the download and build the same architecture with random weights
-seeded by that integer. The graph, shapes and timings are those of the real model;
-the masks are meaningless. Tests and CI use it because they cannot reach the
-checkpoint server; a loud warning is printed every time it is active.
+Where the weights live is `utils.model_spec`'s (`CHECKPOINTS` for SAM 1, `SAM2_ARCHITECTURES` for the SAM 2
+family); this module builds SAM 1 from its checkpoint, and the SAM 2 family's builders are in `utils.sam2_models`.
+
+Setting the environment variable ``SAM_RANDOM_WEIGHTS_SEED`` to an integer makes `load_sam` skip the download and
+build the same architecture with random weights seeded by that integer. The graph, shapes and timings are those of
+the real model; the masks are meaningless. Tests and CI use it because they cannot reach the checkpoint server; a
+loud warning is printed every time it is active.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from utils.download import download_file
-from utils.sam2_models import SAM2_ARCHITECTURES, SAM2_MODEL_TYPES, build_reference_model, is_sam2, load_reference_model
+
+# the registry and the switch live in utils.model_spec; these names are imported from here too
+from utils.model_spec import CHECKPOINTS as CHECKPOINTS
+from utils.model_spec import MODEL_TYPES as MODEL_TYPES
+from utils.model_spec import RANDOM_ONLY_ARCHITECTURES as RANDOM_ONLY_ARCHITECTURES
+from utils.model_spec import (
+    RANDOM_WEIGHTS_ENV,
+    CheckpointError,
+    ModelSpec,
+    missing_full_install,
+    model_spec,
+    random_weights_seed,
+    resolve,
+)
+from utils.model_spec import Checkpoint as Checkpoint
 
 if TYPE_CHECKING:  # torch is only needed when a model is really built
     from segment_anything.modeling import Sam
 
-RANDOM_WEIGHTS_ENV = "SAM_RANDOM_WEIGHTS_SEED"
-"""Environment variable: an integer seed switches `load_sam` to random weights."""
 
 DEFAULT_CHECKPOINT_DIR = Path("models") / "checkpoints"
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """One official SAM checkpoint: where it lives and how to recognise it."""
-
-    model_type: str
-    url: str
-    sha256: str
-    size_bytes: int
-
-    @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-
-CHECKPOINTS: dict[str, Checkpoint] = {
-    "vit_b": Checkpoint(
-        "vit_b",
-        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
-        "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
-        375_042_383,
-    ),
-    "vit_l": Checkpoint(
-        "vit_l",
-        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
-        "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
-        1_249_524_607,
-    ),
-    "vit_h": Checkpoint(
-        "vit_h",
-        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
-        "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
-        2_564_550_879,
-    ),
-}
-
-
-RANDOM_ONLY_ARCHITECTURES: dict[str, dict] = {
-    "vit_tiny": {
-        "encoder_embed_dim": 32,
-        "encoder_depth": 1,
-        "encoder_num_heads": 1,
-        "encoder_global_attn_indexes": [0],
-    },
-}
-"""Model types with no checkpoint, built with random weights only (``$SAM_RANDOM_WEIGHTS_SEED`` set).
-
-``vit_tiny`` is SAM's own prompt encoder and mask decoder behind a one-block, 32-wide ViT
-image encoder: the same interfaces and shapes as vit_b, so every code path (conversion,
-predictor, mask generator, benchmarks) runs on it in seconds. The tests and quick trials of
-the benchmarks use it; it segments nothing."""
-
-MODEL_TYPES = (*CHECKPOINTS, *RANDOM_ONLY_ARCHITECTURES, *SAM2_MODEL_TYPES)
-"""Every model type: SAM 1's checkpoints, the random-only vit_tiny, and the SAM 2 family (`utils.sam2_models`)."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file exists but cannot be used (corrupt, truncated, wrong model)."""
-
-
-def get_checkpoint(model_type: str) -> Checkpoint:
+def get_checkpoint(model_type: str | ModelSpec) -> Checkpoint:
     """Return the registry entry for ``model_type`` or raise listing the valid ones."""
-    if is_sam2(model_type):
-        raise ValueError(f"{model_type} is on the Hugging Face hub, not a checkpoint file: see utils.sam2_models.")
-    if model_type in RANDOM_ONLY_ARCHITECTURES:
-        raise ValueError(
-            f"{model_type} has no checkpoint: it is built with random weights only, with {RANDOM_WEIGHTS_ENV} set."
-        )
-    try:
-        return CHECKPOINTS[model_type]
-    except KeyError:
-        valid = ", ".join(MODEL_TYPES)
-        raise ValueError(f"Unknown SAM model type {model_type!r}; choose one of: {valid}.") from None
+    spec = model_spec(model_type)
+    if spec.family.weights is not CHECKPOINTS:
+        raise ValueError(f"{spec.model_type} is on the Hugging Face hub, not a checkpoint file: see utils.sam2_models.")
+    return spec.require_weights()
 
 
-def random_weights_seed() -> int | None:
-    """Return the seed from ``$SAM_RANDOM_WEIGHTS_SEED``, or None when real weights are wanted."""
-    value = os.environ.get(RANDOM_WEIGHTS_ENV, "").strip()
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"{RANDOM_WEIGHTS_ENV} must be an integer seed, got {value!r}.") from None
-
-
-def weights_id(model_type: str) -> str:
-    """Name the weights `load_sam` would use now: the checkpoint's sha256 or the random seed.
+def weights_id(model_type: str | ModelSpec) -> str:
+    """Name the weights `load_sam` would use now: the checkpoint's sha256, the hub revision, or the random seed.
 
     Converted IR is stamped with this so it is rebuilt when the weights change,
     without loading the checkpoint first.
     """
+    spec = model_spec(model_type)
     seed = random_weights_seed()
-    if seed is not None and model_type in MODEL_TYPES:
-        return f"{model_type}:random-seed-{seed}"
-    if is_sam2(model_type):
-        architecture = SAM2_ARCHITECTURES[model_type]
-        return f"{model_type}:hub-{architecture.repo_id}@{architecture.revision}"
-    return f"{model_type}:sha256-{get_checkpoint(model_type).sha256}"
+    if seed is not None:
+        return f"{spec.model_type}:random-seed-{seed}"
+    return f"{spec.model_type}:{spec.require_weights().weights_id}"
 
 
 def check_model_type(model_type: str) -> None:
     """Raise ValueError naming the valid model types when ``model_type`` is none of them."""
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"Unknown SAM model type {model_type!r}; choose one of: {', '.join(MODEL_TYPES)}.")
+    model_spec(model_type)
 
 
-def describe_weights(model_type: str) -> str:
-    """One line for a notebook to print: the checkpoint in use, or a loud random-weights warning."""
+def describe_weights(model_type: str | ModelSpec) -> str:
+    """One line for a notebook to print: the weights in use, or a loud random-weights warning."""
+    spec = model_spec(model_type)
     seed = random_weights_seed()
     if seed is not None:
         return (
-            f"WARNING: {RANDOM_WEIGHTS_ENV}={seed} is set, so SAM {model_type} has RANDOM weights: "
+            f"WARNING: {RANDOM_WEIGHTS_ENV}={seed} is set, so SAM {spec.model_type} has RANDOM weights: "
             "every mask and score below is MEANINGLESS (only shapes and timings are real)."
         )
-    if is_sam2(model_type):
-        architecture = SAM2_ARCHITECTURES[model_type]
-        return (
-            f"{model_type} with the official weights {architecture.repo_id}@{architecture.revision} (Hugging Face hub)"
-        )
-    return f"SAM {model_type} with the official checkpoint {get_checkpoint(model_type).url}"
+    return spec.require_weights().description
 
 
 def _randomise_rel_pos(sam: "Sam", std: float = 0.02) -> "Sam":
@@ -168,21 +96,9 @@ def _randomise_rel_pos(sam: "Sam", std: float = 0.02) -> "Sam":
     return sam
 
 
-def modules_to_build(model_type: str) -> tuple[str, ...]:
-    """What building ``model_type`` in PyTorch needs: segment_anything for SAM 1; transformers, and timm for
-    EdgeTAM's trunk, for the SAM 2 family."""
-    return ("torch", "transformers", "timm") if is_sam2(model_type) else ("torch", "segment_anything")
-
-
-def missing_full_install(model_type: str = "vit_b") -> list[str]:
-    """The modules of the full install that building ``model_type`` needs and this Python lacks, found without
-    importing them."""
-    return [name for name in modules_to_build(model_type) if importlib.util.find_spec(name) is None]
-
-
-def _require_full_install(model_type: str) -> None:
+def _require_full_install(spec: ModelSpec) -> None:
     """One clear sentence where the light install (no PyTorch) reaches a step that needs it."""
-    missing = missing_full_install(model_type)
+    missing = missing_full_install(spec)
     if missing:
         raise ModuleNotFoundError(
             f"This step builds SAM in PyTorch, and this Python has no {' or '.join(missing)}: it is the light install. "
@@ -192,45 +108,59 @@ def _require_full_install(model_type: str) -> None:
 
 
 def load_sam(
-    model_type: str = "vit_b",
+    model_type: str | ModelSpec = "vit_b",
     checkpoint_dir: str | os.PathLike = DEFAULT_CHECKPOINT_DIR,
     show_progress: bool = True,
 ) -> "Sam":
-    """Build a SAM model in eval mode: the official checkpoint, or random weights when switched on.
+    """Build a SAM model in eval mode: the official weights, or random weights when switched on.
 
-    For the SAM 2 family (`utils.sam2_models`) it is transformers' `Sam2Model` or `EdgeTamModel`,
-    its weights from the Hugging Face hub. SAM 1's checkpoint is downloaded (or taken from the workshop mirror) into
-    ``checkpoint_dir`` and checked by sha256. With ``$SAM_RANDOM_WEIGHTS_SEED`` set,
+    SAM 1's checkpoint is downloaded (or taken from the workshop mirror) into ``checkpoint_dir`` and checked by
+    sha256 (`load_checkpoint`). For the SAM 2 family it is transformers' `Sam2Model` or `EdgeTamModel`, its weights
+    from the Hugging Face hub (`utils.sam2_models.load_reference_model`). With ``$SAM_RANDOM_WEIGHTS_SEED`` set,
     nothing is downloaded and a warning says the masks will be meaningless.
     """
+    spec = model_spec(model_type)
     seed = random_weights_seed()
-    if is_sam2(model_type):
-        _require_full_install(model_type)
-        if seed is None:
-            return load_reference_model(model_type, checkpoint_dir, show_progress)
-        _warn_random_weights(model_type, seed)
-        return build_reference_model(model_type, seed)
-    checkpoint = None if seed is not None and model_type in MODEL_TYPES else get_checkpoint(model_type)
-    _require_full_install(model_type)
+    if seed is None:
+        spec.require_weights()
+    _require_full_install(spec)
+    if seed is not None:
+        _warn_random_weights(spec.model_type, seed)
+        return resolve(spec.family.build_random)(spec, seed)
+    return resolve(spec.family.load)(spec, checkpoint_dir, show_progress)
+
+
+def build_random_sam(spec: ModelSpec, seed: int) -> "Sam":
+    """SAM 1's ``spec`` with random weights drawn from ``seed`` (relative positions included), in eval mode."""
     import torch
     from segment_anything import sam_model_registry
     from segment_anything.build_sam import _build_sam
 
-    if checkpoint is None:
-        _warn_random_weights(model_type, seed)
-        torch.manual_seed(seed)
-        architecture = RANDOM_ONLY_ARCHITECTURES.get(model_type)
-        sam = _build_sam(**architecture) if architecture else sam_model_registry[model_type](checkpoint=None)
-        return _randomise_rel_pos(sam).eval()
+    torch.manual_seed(seed)
+    architecture = spec.family.random_only.get(spec.model_type)
+    sam = _build_sam(**architecture) if architecture else sam_model_registry[spec.model_type](checkpoint=None)
+    return _randomise_rel_pos(sam).eval()
 
-    path = download_file(checkpoint.url, checkpoint_dir, sha256=checkpoint.sha256, show_progress=show_progress)
-    sam = sam_model_registry[model_type](checkpoint=None)
+
+def fetch_checkpoint(spec: ModelSpec, folder: str | os.PathLike, show_progress: bool = True) -> Path:
+    """SAM 1's checkpoint in ``folder`` (or the workshop mirror), downloaded first if missing, checked by sha256."""
+    checkpoint = spec.require_weights()
+    return download_file(checkpoint.url, folder, sha256=checkpoint.sha256, show_progress=show_progress)
+
+
+def load_checkpoint(spec: ModelSpec, checkpoint_dir: str | os.PathLike, show_progress: bool = True) -> "Sam":
+    """SAM 1's ``spec`` with its official checkpoint (`fetch_checkpoint`), in eval mode."""
+    import torch
+    from segment_anything import sam_model_registry
+
+    path = fetch_checkpoint(spec, checkpoint_dir, show_progress)
+    sam = sam_model_registry[spec.model_type](checkpoint=None)
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
         sam.load_state_dict(state_dict)
     except Exception as err:  # torch raises many types for a bad file; all mean the same to the user
         raise CheckpointError(
-            f"{path} could not be loaded as a {model_type} checkpoint ({type(err).__name__}: {err}). "
+            f"{path} could not be loaded as a {spec.model_type} checkpoint ({type(err).__name__}: {err}). "
             "Delete it and run again to download a fresh copy."
         ) from err
     return sam.eval()

@@ -14,6 +14,10 @@ one), which `OVSamPredictor` uses when it finds them beside the decoder. The who
 decoder and its parts carry the same conversion id in their runtime info, so IR from
 two conversions is never mixed.
 
+Both families' parts (`utils.model_spec.Family.parts`: SAM 1's wrappers here and in `utils.decoder_split`, SAM
+2's in `utils.sam2_export`) are converted alike by `convert_part`, each traced on example inputs made from the
+names its wrapper's ``forward`` takes (`example_inputs`).
+
 Fused attention is the default (``fused_attention=True``, see
 `utils.export_wrappers.sdpa_attention`); ``False`` keeps the plain
 MatMul/Softmax graph in its own folder, for comparison.
@@ -22,11 +26,11 @@ MatMul/Softmax graph in its own folder, for comparison.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import uuid
 import warnings
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,13 +51,10 @@ from utils.ir_store import (
     take_from_kit,
 )
 from utils.memory import release_freed_memory
+from utils.model_spec import Family, ModelSpec, Part, family_of_model, model_spec, resolve
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
-
-
-DECODER_OUTPUTS = ("masks", "iou_predictions")
-"""The output names of every decoder IR and prompt side: all four mask logits and their predicted IoUs."""
 
 
 @contextlib.contextmanager
@@ -66,129 +67,54 @@ def _quiet_tracing():
         yield
 
 
-def _convert_encoder(sam: "Sam", fused: bool) -> ov.Model:
+def convert_part(model, family: Family, part: Part, conversion_id: str, fused_attention: bool = True) -> ov.Model:
+    """One of ``family``'s IR parts: its export wrapper built on ``model``, traced on `example_inputs` with the
+    prompts' sizes dynamic (`utils.export_wrappers.DECODER_INPUT_SHAPES`: any number of prompts and of points),
+    its ports named (inputs as the wrapper's ``forward`` names them), its runtime info holding the conversion id
+    that ties a decoder to its parts."""
     import torch
 
-    from utils.export_wrappers import ImageEncoderModel, encoder_example_input, sdpa_attention
+    from utils.export_wrappers import DECODER_INPUT_SHAPES
 
-    example = encoder_example_input()
-    attention = sdpa_attention(sam) if fused else contextlib.nullcontext()
-    with torch.no_grad(), _quiet_tracing(), attention:
-        model = ov.convert_model(ImageEncoderModel(sam).eval(), example_input=example, input=[tuple(example.shape)])
-    _name_ports(model.inputs, ["image"])
-    _name_ports(model.outputs, ["image_embeddings"])
-    return model
-
-
-def _convert_decoder(sam: "Sam", conversion_id: str) -> ov.Model:
-    from utils.export_wrappers import DECODER_INPUT_SHAPES, PromptDecoderModel, decoder_example_input
-
-    return _convert_decoder_graph(PromptDecoderModel(sam), decoder_example_input(), DECODER_INPUT_SHAPES, conversion_id)
-
-
-def _convert_decoder_graph(
-    module, example: dict, input_shapes: dict, conversion_id: str, output_names=DECODER_OUTPUTS
-) -> ov.Model:
-    """A decoder wrapper or part traced on ``example`` with ``input_shapes`` (-1 dynamic), its ports named (inputs
-    as in ``example``), its runtime info holding the conversion id that ties a decoder to its parts."""
-    import torch
-
-    shapes = [(input_shapes[name], ov.Type.f32) for name in example]
-    with torch.no_grad(), _quiet_tracing():
-        model = ov.convert_model(module.eval(), example_input=example, input=shapes)
-    _name_ports(model.inputs, list(example))
-    _name_ports(model.outputs, list(output_names))
-    model.set_rt_info(conversion_id, CONVERSION_ID_KEY)
-    return model
-
-
-def _convert_decoder_image_side(sam: "Sam", conversion_id: str) -> ov.Model:
-    import torch
-
-    from utils.decoder_split import IMAGE_SIDE_OUTPUTS, DecoderImageSide
-    from utils.export_wrappers import EMBEDDING_SHAPE
-
-    example = {"image_embeddings": torch.randn(*EMBEDDING_SHAPE)}
-    shapes = {"image_embeddings": list(EMBEDDING_SHAPE)}
-    return _convert_decoder_graph(DecoderImageSide(sam), example, shapes, conversion_id, IMAGE_SIDE_OUTPUTS)
-
-
-def _convert_decoder_prompt_side(sam: "Sam", conversion_id: str, with_mask: bool) -> ov.Model:
-    """`DecoderPromptSide` (prompts without a mask input) or, ``with_mask``, `DecoderPromptSideWithMask`."""
-
-    from utils import decoder_split
-
-    if with_mask:
-        module = decoder_split.DecoderPromptSideWithMask(sam)
-        example = decoder_split.prompt_side_with_mask_example_input(sam)
-    else:
-        module, example = decoder_split.DecoderPromptSide(sam), decoder_split.prompt_side_example_input(sam)
-    return _convert_decoder_graph(module, example, decoder_split.prompt_side_input_shapes(example), conversion_id)
-
-
-def _convert_sam2_encoder(model) -> ov.Model:
-    import torch
-
-    from utils.sam2_export import SAM2_ENCODER_OUTPUTS, Sam2ImageEncoderModel, sam2_encoder_example_input
-
-    example = sam2_encoder_example_input()
-    with torch.no_grad(), _quiet_tracing():
-        converted = ov.convert_model(
-            Sam2ImageEncoderModel(model).eval(), example_input=example, input=[tuple(example.shape)]
-        )
-    _name_ports(converted.inputs, ["image"])
-    _name_ports(converted.outputs, list(SAM2_ENCODER_OUTPUTS))
+    module = resolve(part.wrapper)(model).eval()
+    example = example_inputs(model, family, module)
+    shapes = [(DECODER_INPUT_SHAPES.get(name, list(tensor.shape)), ov.Type.f32) for name, tensor in example.items()]
+    with torch.no_grad(), _quiet_tracing(), _attention_export(model, family, fused_attention):
+        converted = ov.convert_model(module, example_input=example, input=shapes)
+    _name_ports(converted.inputs, list(example))
+    _name_ports(converted.outputs, list(part.outputs))
+    converted.set_rt_info(conversion_id, CONVERSION_ID_KEY)
     return converted
 
 
-def _convert_sam2_decoder(model, conversion_id: str) -> ov.Model:
-    from utils.sam2_export import SAM2_DECODER_INPUT_SHAPES, Sam2PromptDecoderModel, sam2_decoder_example_input
+def example_inputs(model, family: Family, module) -> dict:
+    """What tracing runs ``module`` (one of ``family``'s export wrappers, built on ``model``) on, by the names its
+    ``forward`` takes: a 1024x1024 image, random encoder outputs, prompts (`decoder_example_input`'s, sizes above
+    one so that tracing cannot specialise on a size of one) and what another part computes from those, such as the
+    image side's outputs that a prompt side takes."""
+    import torch
 
-    example = sam2_decoder_example_input()
-    return _convert_decoder_graph(Sam2PromptDecoderModel(model), example, SAM2_DECODER_INPUT_SHAPES, conversion_id)
+    from utils.export_wrappers import decoder_example_input, encoder_example_input
 
-
-def _convert_sam2_decoder_part(model, part: str, conversion_id: str) -> ov.Model:
-    """One of SAM 2's decoder parts (`utils.sam2_export`), by `sam2_part_example_inputs`' name for it."""
-    from utils import sam2_export
-    from utils.decoder_split import prompt_side_input_shapes
-
-    example = sam2_export.sam2_part_example_inputs(model)[part]
-    if part == "image side":
-        module, outputs = sam2_export.Sam2DecoderImageSide(model), sam2_export.SAM2_IMAGE_SIDE_OUTPUTS
-        return _convert_decoder_graph(module, example, sam2_export.SAM2_DECODER_INPUT_SHAPES, conversion_id, outputs)
-    module = (
-        sam2_export.Sam2DecoderPromptSide if part == "prompt side" else sam2_export.Sam2DecoderPromptSideWithMask
-    )(model)
-    return _convert_decoder_graph(module, example, prompt_side_input_shapes(example), conversion_id)
-
-
-def _conversion_steps(sam, conversion_id: str, fused_attention: bool) -> list[tuple[str, object]]:
-    """(description, convert) per IR file, in the order of `utils.ir_store.ir_files`: SAM 1's encoder, decoder and
-    decoder parts, or the SAM 2 family's encoder and decoder (a transformers model)."""
-    if _is_sam2_model(sam):
-        if not fused_attention:
-            raise ValueError("The plain-attention export is SAM 1's; SAM 2 exports transformers' attention as it is.")
-        return [
-            ("convert image encoder", lambda: _convert_sam2_encoder(sam)),
-            ("convert prompt decoder", lambda: _convert_sam2_decoder(sam, conversion_id)),
-            *[
-                (f"convert decoder, {part}", partial(_convert_sam2_decoder_part, sam, part, conversion_id))
-                for part in ("image side", "prompt side", "with mask")
-            ],
-        ]
-    return [
-        ("convert image encoder", lambda: _convert_encoder(sam, fused_attention)),
-        ("convert prompt decoder", lambda: _convert_decoder(sam, conversion_id)),
-        ("convert decoder, image side", lambda: _convert_decoder_image_side(sam, conversion_id)),
-        ("convert decoder, prompt side", lambda: _convert_decoder_prompt_side(sam, conversion_id, with_mask=False)),
-        ("convert decoder, with mask", lambda: _convert_decoder_prompt_side(sam, conversion_id, with_mask=True)),
-    ]
+    pool = {"image": encoder_example_input(), **decoder_example_input()}
+    pool.update({name: torch.randn(*shape) for name, shape in family.encoder_outputs.items()})
+    parameters = inspect.signature(module.forward).parameters
+    for part in family.parts:
+        if any(name in part.outputs and name not in pool for name in parameters):
+            source = resolve(part.wrapper)(model).eval()
+            with torch.no_grad():
+                pool.update(zip(part.outputs, source(**example_inputs(model, family, source)), strict=True))
+    # an optional input (SAM 2's high-resolution maps, in a part both families share) only where the family has it
+    required = {name for name, parameter in parameters.items() if parameter.default is inspect.Parameter.empty}
+    return {name: pool[name] for name in parameters if name in pool or name in required}
 
 
-def _is_sam2_model(model) -> bool:
-    """True for transformers' `Sam2Model` and `EdgeTamModel` (found without importing transformers)."""
-    return type(model).__name__ in ("Sam2Model", "EdgeTamModel")
+def _attention_export(model, family: Family, fused_attention: bool):
+    """The context the parts are traced in: SAM 1's fused attention (`utils.export_wrappers.sdpa_attention`) or
+    its plain MatMul/Softmax graph; SAM 2 exports transformers' attention as it is."""
+    if fused_attention and family.fused_attention_export:
+        return resolve(family.fused_attention_export)(model)
+    return contextlib.nullcontext()
 
 
 def _name_ports(ports, names: list[str]) -> None:
@@ -242,23 +168,20 @@ def convert_sam(
     if ir_is_current(output_dir, stamp):
         return encoder_xml, decoder_xml
 
+    family = family_of_model(sam)
     conversion_id = f"{weights}/{uuid.uuid4().hex}"  # ties the decoder's parts to the whole decoder
-    steps = _conversion_steps(sam, conversion_id, fused_attention)
-    names = [path.name for path in ir_files(output_dir)]  # .bin then .xml, in the order of the steps
-    if len(names) != 2 * len(steps):
-        raise ValueError(
-            f"{output_dir} is not named for {type(sam).__name__}'s IR: the folder's name tells which files it holds, "
-            "so use utils.ir_store.ir_directory(model_type) (a SAM 2 family folder starts with its model type)."
-        )
+    if not fused_attention and family.fused_attention_export is None:
+        raise ValueError(f"The plain-attention export is SAM 1's; {family.name} exports its attention as it is.")
+    names = [path.name for path in ir_files(output_dir)]  # .bin then .xml, in the order of the family's parts
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / STAMP_FILE).unlink(missing_ok=True)
     with (
         staged_files(output_dir, names, prefix=".converting-") as staged,
-        tqdm(total=2 * len(steps), desc="SAM to OpenVINO", disable=not show_progress) as bar,
+        tqdm(total=2 * len(family.parts), desc="SAM to OpenVINO", disable=not show_progress) as bar,
     ):
-        for (description, convert), xml in zip(steps, staged[1::2]):
-            bar.set_postfix_str(description)
-            model = convert()
+        for part, xml in zip(family.parts, staged[1::2], strict=True):
+            bar.set_postfix_str(f"convert {part.name}")
+            model = convert_part(sam, family, part, conversion_id, fused_attention)
             bar.update()
             bar.set_postfix_str(f"save {xml.name}")
             ov.save_model(model, xml, compress_to_fp16=compress_to_fp16)
@@ -270,7 +193,7 @@ def convert_sam(
 
 
 def ensure_sam_ir(
-    model_type: str = "vit_b",
+    model_type: str | ModelSpec = "vit_b",
     models_dir: str | os.PathLike = "models",
     compress_to_fp16: bool = True,
     show_progress: bool = True,
@@ -286,12 +209,13 @@ def ensure_sam_ir(
     The plain-attention export, kept for comparison, lives in its own folder
     (``sam_<type>-plain-attention``) so the two never replace each other.
     """
-    output_dir = ir_directory(model_type, models_dir, fused_attention)
-    weights = weights_id(model_type)
+    spec = model_spec(model_type)
+    output_dir = ir_directory(spec, models_dir, fused_attention)
+    weights = weights_id(spec)
     stamp = conversion_stamp(weights, compress_to_fp16, fused_attention)
-    if ir_is_current(output_dir, stamp) or take_from_kit(output_dir, stamp):
+    if ir_is_current(output_dir, stamp) or take_from_kit(output_dir, stamp, spec):
         return output_dir / ENCODER_XML, output_dir / DECODER_XML
-    sam = load_sam(model_type, Path(models_dir) / "checkpoints", show_progress=show_progress)
+    sam = load_sam(spec, Path(models_dir) / "checkpoints", show_progress=show_progress)
     return convert_sam(
         sam,
         output_dir,

@@ -40,10 +40,10 @@ from __future__ import annotations
 import math
 
 import torch
-from segment_anything.modeling import Sam
 from torch import nn
 
-from utils.export_wrappers import DECODER_INPUT_SHAPES, EMBEDDING_SHAPE, PromptDecoderModel, decoder_example_input
+from utils.export_wrappers import PromptDecoderModel
+from utils.model_spec import IMAGE_SIDE_OUTPUTS as IMAGE_SIDE_OUTPUTS  # their names, imported from here too
 
 PARTS_TOLERANCE = 1e-5
 """The largest difference allowed, at f32, between a decoder part's outputs and the whole decoder's on the same
@@ -172,7 +172,19 @@ def _tokens_attend_to_tokens(attention: nn.Module, queries: torch.Tensor, values
     return _output_projection(attention)((weights @ v).transpose(1, 2).reshape(batch, tokens, -1))
 
 
-class DecoderImageSide(nn.Module):
+class DecoderPart(nn.Module):
+    """A part of the decoder, built on either family's model: it reads the weights through the family's
+    whole-decoder wrapper (``whole_decoder``: `PromptDecoderModel`, or SAM 2's subclass of it), whose methods name
+    what the two implementations call differently."""
+
+    whole_decoder = PromptDecoderModel
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.decoder = self.whole_decoder(model)
+
+
+class DecoderImageSide(DecoderPart):
     """The part of the mask decoder that depends on the image alone, run once per image.
 
     Without a mask input the decoder's image tokens are the embedding plus the learned
@@ -185,50 +197,45 @@ class DecoderImageSide(nn.Module):
 
     Input: the image embedding [1,256,64,64]. Outputs, each [1,4096,C]: ``image_tokens``
     (C=256), ``image_pe`` (C=256), ``token_to_image_keys``, ``token_to_image_values`` and
-    ``image_to_token_queries`` (C=128, the attention's internal width).
+    ``image_to_token_queries`` (C=128, the attention's internal width). SAM 2's image side
+    (`utils.sam2_export.Sam2DecoderImageSide`) also takes its encoder's two high-resolution maps and
+    returns them in the upscaling's patch layout (`patches_of_high_res_features`).
     """
 
-    def __init__(self, sam: Sam) -> None:
-        super().__init__()
-        self.prompt_encoder = sam.prompt_encoder
-        self.first_block = sam.mask_decoder.transformer.layers[0]
-
-    def forward(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        no_mask = self.prompt_encoder.no_mask_embed.weight
-        return image_side_tensors(image_embeddings, no_mask, self.prompt_encoder.get_dense_pe(), self.first_block)
-
-
-def image_side_tensors(
-    image_embeddings: torch.Tensor, no_mask: torch.Tensor, dense_pe: torch.Tensor, first_block: nn.Module
-) -> tuple[torch.Tensor, ...]:
-    """`DecoderImageSide`'s outputs (`IMAGE_SIDE_OUTPUTS`) from the embedding [1,256,64,64], the "no mask"
-    embedding's weight [1,256], the positional encoding [1,256,64,64] and the decoder's first two-way block."""
-    image_tokens = (image_embeddings + no_mask.reshape(1, -1, 1, 1)).flatten(2).permute(0, 2, 1)
-    image_pe = dense_pe.flatten(2).permute(0, 2, 1)
-    token_to_image = first_block.cross_attn_token_to_image
-    return (
-        image_tokens,
-        image_pe,
-        token_to_image.k_proj(image_tokens + image_pe),
-        token_to_image.v_proj(image_tokens),
-        first_block.cross_attn_image_to_token.q_proj(image_tokens + image_pe),
-    )
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,
+        high_res_feats_0: torch.Tensor | None = None,
+        high_res_feats_1: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        decoder = self.decoder
+        image_tokens = image_embeddings + decoder.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        image_tokens = image_tokens.flatten(2).permute(0, 2, 1)
+        image_pe = decoder.dense_pe().flatten(2).permute(0, 2, 1)
+        first_block = decoder.mask_decoder.transformer.layers[0]
+        token_to_image = first_block.cross_attn_token_to_image
+        tokens = (
+            image_tokens,
+            image_pe,
+            token_to_image.k_proj(image_tokens + image_pe),
+            token_to_image.v_proj(image_tokens),
+            first_block.cross_attn_image_to_token.q_proj(image_tokens + image_pe),
+        )
+        if high_res_feats_0 is None:
+            return tokens
+        return (*tokens, *patches_of_high_res_features(high_res_feats_1, high_res_feats_0))
 
 
-class DecoderPromptSide(nn.Module):
+class DecoderPromptSide(DecoderPart):
     """The rest of the mask decoder, per prompt, on `DecoderImageSide`'s outputs (prompts without a mask input).
 
     The same computation as `PromptDecoderModel` with ``has_mask_input`` 0, the two-way
     transformer written out (as in `TwoWayTransformer.forward` and
     `TwoWayAttentionBlock.forward`) so the first block can take its per-image projections.
-    Inputs: the five image-side tensors and points [B,N,2] with labels [B,N]. Outputs as
-    `PromptDecoderModel`: masks [B,4,256,256] and iou_predictions [B,4].
+    Inputs: the five image-side tensors and points [B,N,2] with labels [B,N] (and, for SAM 2, its
+    image side's two high-resolution patch maps). Outputs as `PromptDecoderModel`: masks [B,4,256,256]
+    and iou_predictions [B,4].
     """
-
-    def __init__(self, sam: Sam) -> None:
-        super().__init__()
-        self.point_embedder = PromptDecoderModel(sam)  # for its embed_points
-        self.mask_decoder = sam.mask_decoder
 
     def forward(
         self,
@@ -239,36 +246,32 @@ class DecoderPromptSide(nn.Module):
         image_to_token_queries: torch.Tensor,
         point_coords: torch.Tensor,
         point_labels: torch.Tensor,
+        high_res_patches_1: torch.Tensor | None = None,
+        high_res_patches_0: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        sparse = self.point_embedder.embed_points(point_coords, point_labels)
         per_image = (token_to_image_keys, token_to_image_values, image_to_token_queries)
-        return _decode_prompts(self.mask_decoder, sparse, image_tokens, image_pe, per_image)
+        skips = None if high_res_patches_1 is None else (high_res_patches_1, high_res_patches_0)
+        return decode_prompts(self.decoder, point_coords, point_labels, image_tokens, image_pe, skips, per_image)
 
 
-class DecoderPromptSideWithMask(nn.Module):
+class DecoderPromptSideWithMask(DecoderPart):
     """The prompt side for prompts with a mask input (a previous mask's logits, to refine it).
 
     The downscaled mask is added to the image embedding, so every prompt has its own image
     tokens and the first block's projections cannot be done once per image: this module does
     the whole decoder's work per prompt, in `DecoderPromptSide`'s form (channels-last image
     tokens, the attentions of `_tokens_attend_to_image` and `_image_attends_to_tokens`, the
-    upscaling of `_masks_and_scores`), where SAM's own graph (`PromptDecoderModel`) spends its
+    upscaling of `upscaled_masks`), where SAM's own graph (`PromptDecoderModel`) spends its
     time on transposes of image-sized tensors.
 
     Inputs: `DecoderImageSide`'s ``image_tokens`` and ``image_pe`` [1,4096,256], points [B,N,2]
-    with labels [B,N], and one mask input per prompt [B,1,256,256]. The image side's tokens are the
-    embedding plus the "no mask" embedding, channels-last: this module adds the downscaled mask
-    minus the "no mask" embedding, which gives SAM's embedding plus mask without transposing the
-    embedding per call, an image-sized Transpose that would add to every call (``python -m
-    benchmarks.decoder_speed`` times this part per prompt: benchmarks/results/decoder_speed.json).
-    Outputs as `PromptDecoderModel` with ``has_mask_input`` 1.
+    with labels [B,N], and one mask input per prompt [B,1,256,256] (and, for SAM 2, the image side's two
+    high-resolution patch maps). The image side's tokens are the embedding plus the "no mask" embedding,
+    channels-last: this module adds the downscaled mask minus the "no mask" embedding, which gives SAM's
+    embedding plus mask without transposing the embedding per call, an image-sized Transpose that would add to
+    every call (``python -m benchmarks.decoder_speed`` times this part per prompt:
+    benchmarks/results/decoder_speed.json). Outputs as `PromptDecoderModel` with ``has_mask_input`` 1.
     """
-
-    def __init__(self, sam: Sam) -> None:
-        super().__init__()
-        self.point_embedder = PromptDecoderModel(sam)  # for its embed_points
-        self.prompt_encoder = sam.prompt_encoder
-        self.mask_decoder = sam.mask_decoder
 
     def forward(
         self,
@@ -277,35 +280,46 @@ class DecoderPromptSideWithMask(nn.Module):
         point_coords: torch.Tensor,
         point_labels: torch.Tensor,
         mask_input: torch.Tensor,
+        high_res_patches_1: torch.Tensor | None = None,
+        high_res_patches_0: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        sparse = self.point_embedder.embed_points(point_coords, point_labels)
         # the last layer, a 1x1 convolution from 16 to 256 channels, runs as a per-pixel linear layer after the
         # transpose to channels-last (16 channels moved instead of 256), with the "no mask" embedding taken off
         # its bias; as a convolution followed by a broadcasting add, OpenVINO's CPU plugin failed for batches > 1
-        *downscale, to_embedding = self.prompt_encoder.mask_downscaling
-        downscaled = nn.Sequential(*downscale)(mask_input).flatten(2).transpose(1, 2)  # [B, 4096, 16]
-        bias = to_embedding.bias - self.prompt_encoder.no_mask_embed.weight[0]
+        downscale, to_embedding = self.decoder.mask_layers()
+        downscaled = downscale(mask_input).flatten(2).transpose(1, 2)  # [B, 4096, 16]
+        bias = to_embedding.bias - self.decoder.prompt_encoder.no_mask_embed.weight[0]
         dense_minus_no_mask = nn.functional.linear(downscaled, to_embedding.weight.flatten(1), bias)
-        return _decode_prompts(self.mask_decoder, sparse, image_tokens + dense_minus_no_mask, image_pe)
+        skips = None if high_res_patches_1 is None else (high_res_patches_1, high_res_patches_0)
+        return decode_prompts(
+            self.decoder, point_coords, point_labels, image_tokens + dense_minus_no_mask, image_pe, skips
+        )
 
 
-def _decode_prompts(
-    decoder: nn.Module,
-    sparse: torch.Tensor,
+def decode_prompts(
+    decoder: PromptDecoderModel,
+    point_coords: torch.Tensor,
+    point_labels: torch.Tensor,
     image_tokens: torch.Tensor,
     image_pe: torch.Tensor,
+    skips: tuple[torch.Tensor, torch.Tensor] | None = None,
     per_image: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`MaskDecoder.predict_masks` on point embeddings [B,T,256] and channels-last image tokens [B or 1,4096,256]:
-    the two-way transformer written out (as in `TwoWayTransformer.forward`), then `_masks_and_scores`.
+    """The whole decoder's ``forward`` (either family's) on channels-last image tokens [B or 1,4096,256]: the
+    output tokens and the points through `two_way_transformer`, then one mask per mask token (`upscaled_masks`,
+    with SAM 2's high-resolution ``skips``) and the IoU predictions. Returns all four masks and IoU predictions.
 
     ``per_image``: the first block's image-side projections (see `_two_way_block`), when its
     image tokens depend on the image alone.
     """
-    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-    point_embedding = torch.cat((output_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1), sparse), dim=1)
-    queries, keys = two_way_transformer(decoder.transformer, point_embedding, image_tokens, image_pe, per_image)
-    return _masks_and_scores(decoder, queries, keys)
+    mask_decoder, first_mask = decoder.mask_decoder, decoder.first_mask_token
+    output_tokens = decoder.output_tokens().expand(point_coords.shape[0], -1, -1)
+    tokens = torch.cat([output_tokens, decoder.embed_points(point_coords, point_labels)], dim=1)
+    tokens, keys = two_way_transformer(mask_decoder.transformer, tokens, image_tokens, image_pe, per_image)
+    mlps = mask_decoder.output_hypernetworks_mlps
+    hyper_in = torch.stack([mlp(tokens[:, first_mask + index]) for index, mlp in enumerate(mlps)], dim=1)
+    masks = upscaled_masks(decoder.upscaling(), keys, hyper_in, skips)
+    return masks, mask_decoder.iou_prediction_head(tokens[:, first_mask - 1])  # the IoU token is before the masks
 
 
 def two_way_transformer(
@@ -374,25 +388,6 @@ def _transposed_conv_as_linear(conv: nn.ConvTranspose2d, tokens: torch.Tensor) -
     return patches.reshape(*tokens.shape[:-1], 4, out_channels)
 
 
-def _masks_and_scores(
-    decoder: nn.Module, tokens: torch.Tensor, keys: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The end of `MaskDecoder.predict_masks` on channels-last image tokens: upscale, one mask per mask token, IoU.
-
-    `output_upscaling` is two 2x2 stride-2 transposed convolutions (with a channel
-    LayerNorm and GELUs); here both run as per-pixel matrix products
-    (`_transposed_conv_as_linear`) and each 4x4 patch of the 256x256 mask is dotted
-    with the mask tokens' hypernetwork outputs before the one rearrangement into
-    [B, 4, 256, 256], which moves 4 values per pixel instead of the 32 channels.
-    """
-    first_conv, norm, first_activation, second_conv, second_activation = decoder.output_upscaling
-    upscaling = (first_conv, norm, first_activation, second_conv, second_activation)
-    hyper_in = torch.stack(
-        [mlp(tokens[:, 1 + i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
-    )  # [B, 4 masks, 32]
-    return upscaled_masks(upscaling, keys, hyper_in), decoder.iou_prediction_head(tokens[:, 0, :])
-
-
 def upscaled_masks(
     upscaling: tuple[nn.Module, ...],
     keys: torch.Tensor,
@@ -435,44 +430,3 @@ def patches_of_high_res_features(
     # feats_0: (C, y1, dy1, dy2, x1, dx1, dx2) -> (y1, x1, dy1, dx1, dy2, dx2, C)
     patches_0 = feats_0.reshape(1, channels_0, side, 2, 2, side, 2, 2).permute(0, 2, 5, 3, 6, 4, 7, 1)
     return patches_1.reshape(1, side * side, 4, channels_1), patches_0.reshape(1, side * side, 4, 4, channels_0)
-
-
-IMAGE_SIDE_OUTPUTS = (
-    "image_tokens",
-    "image_pe",
-    "token_to_image_keys",
-    "token_to_image_values",
-    "image_to_token_queries",
-)
-"""The names of `DecoderImageSide`'s outputs, which are the first inputs of `DecoderPromptSide`."""
-
-
-def prompt_side_example_input(sam: Sam, batch: int = 2, points: int = 3) -> dict[str, torch.Tensor]:
-    """What tracing runs `DecoderPromptSide` on: the image side's outputs for a random embedding, and points."""
-    with torch.no_grad():
-        image_side = DecoderImageSide(sam)(torch.randn(*EMBEDDING_SHAPE))
-    points_only = decoder_example_input(batch, points)
-    return {
-        **dict(zip(IMAGE_SIDE_OUTPUTS, image_side, strict=True)),
-        "point_coords": points_only["point_coords"],
-        "point_labels": points_only["point_labels"],
-    }
-
-
-def prompt_side_with_mask_example_input(sam: Sam, batch: int = 2, points: int = 3) -> dict[str, torch.Tensor]:
-    """What tracing runs `DecoderPromptSideWithMask` on: the image side's tokens and ``image_pe`` for a random
-    embedding, points and mask inputs."""
-    whole = decoder_example_input(batch, points)
-    with torch.no_grad():
-        image_side = dict(zip(IMAGE_SIDE_OUTPUTS, DecoderImageSide(sam)(whole["image_embeddings"]), strict=True))
-    return {
-        "image_tokens": image_side["image_tokens"],
-        "image_pe": image_side["image_pe"],
-        **{name: whole[name] for name in ("point_coords", "point_labels", "mask_input")},
-    }
-
-
-def prompt_side_input_shapes(example: dict[str, torch.Tensor]) -> dict[str, list[int]]:
-    """A prompt side's input shapes (either kind): the per-image tensors fixed, the prompts' sizes dynamic as in
-    the whole decoder."""
-    return {name: DECODER_INPUT_SHAPES.get(name, list(example[name].shape)) for name in example}

@@ -57,7 +57,14 @@ class PromptDecoderModel(nn.Module):
     previous mask's logits [B,1,256,256] and ``has_mask_input`` [B] (1 to use it).
     Returns all four mask logits per prompt, [B,4,256,256], and their predicted IoUs
     [B,4]: index 0 is the single-mask output, 1 to 3 the multimask candidates.
+
+    The methods after ``forward`` name what SAM 2's decoder (`utils.sam2_export.Sam2PromptDecoderModel`, a
+    subclass) holds under other names or in another order; the decoder's parts (`utils.decoder_split`) read both
+    families' weights through them.
     """
+
+    first_mask_token = 1
+    """Where the mask tokens start among the output tokens: after the IoU token."""
 
     def __init__(self, sam: Sam) -> None:
         super().__init__()
@@ -66,21 +73,19 @@ class PromptDecoderModel(nn.Module):
 
     def embed_points(self, point_coords: torch.Tensor, point_labels: torch.Tensor) -> torch.Tensor:
         """Each point: positional encoding of its place, plus the learned embedding of its label."""
-        encoder = self.prompt_encoder
-        coords = (point_coords + 0.5) / IMAGE_SIZE  # pixel centres, in [0, 1]
-        embedding = encoder.pe_layer._pe_encoding(coords)
+        embedding = self.positional_encoding((point_coords + 0.5) / IMAGE_SIZE)  # pixel centres, in [0, 1]
         labels = point_labels.unsqueeze(-1)
-        embedding = embedding * (labels != -1) + encoder.not_a_point_embed.weight * (labels == -1)
-        for label, point_embedding in enumerate(encoder.point_embeddings):
-            embedding = embedding + point_embedding.weight * (labels == label)
+        embedding = embedding * (labels != -1) + self.prompt_encoder.not_a_point_embed.weight * (labels == -1)
+        for label, label_embedding in enumerate(self.label_embeddings()):
+            embedding = embedding + label_embedding * (labels == label)
         return embedding
 
     def embed_masks(self, mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> torch.Tensor:
         """The downscaled previous mask where ``has_mask_input`` is 1, the learned "no mask" embedding where 0."""
-        encoder = self.prompt_encoder
+        downscale, to_embedding = self.mask_layers()
         has_mask = has_mask_input.reshape(-1, 1, 1, 1)
-        no_mask = encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        return has_mask * encoder.mask_downscaling(mask_input) + (1 - has_mask) * no_mask
+        no_mask = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        return has_mask * to_embedding(downscale(mask_input)) + (1 - has_mask) * no_mask
 
     def forward(
         self,
@@ -96,6 +101,32 @@ class PromptDecoderModel(nn.Module):
             sparse_prompt_embeddings=self.embed_points(point_coords, point_labels),
             dense_prompt_embeddings=self.embed_masks(mask_input, has_mask_input),
         )
+
+    def positional_encoding(self, coords: torch.Tensor) -> torch.Tensor:
+        """Points in [0, 1] -> their random-Fourier positional encoding [..., 256]."""
+        return self.prompt_encoder.pe_layer._pe_encoding(coords)
+
+    def label_embeddings(self) -> list[torch.Tensor]:
+        """The learned embedding of each point label, 0 (background) to 3 (a box's second corner)."""
+        return [embedding.weight for embedding in self.prompt_encoder.point_embeddings]
+
+    def mask_layers(self) -> tuple[nn.Module, nn.Conv2d]:
+        """The mask input's downscaling, in two: the layers to 16 channels, and the last 1x1 conv to 256."""
+        *downscale, to_embedding = self.prompt_encoder.mask_downscaling
+        return nn.Sequential(*downscale), to_embedding
+
+    def dense_pe(self) -> torch.Tensor:
+        """The image tokens' positional encoding [1,256,64,64]."""
+        return self.prompt_encoder.get_dense_pe()
+
+    def output_tokens(self) -> torch.Tensor:
+        """The learned tokens before the prompt's [T,256]: the IoU token, then the mask tokens."""
+        return torch.cat([self.mask_decoder.iou_token.weight, self.mask_decoder.mask_tokens.weight])
+
+    def upscaling(self) -> tuple[nn.Module, ...]:
+        """The upscaling after the transformer: transposed conv, channel LayerNorm, activation, transposed conv,
+        activation."""
+        return tuple(self.mask_decoder.output_upscaling)
 
 
 def encoder_example_input() -> torch.Tensor:

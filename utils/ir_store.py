@@ -38,20 +38,26 @@ from pathlib import Path
 import openvino as ov
 
 from utils.atomic import staged_files
-from utils.checkpoints import missing_full_install, random_weights_seed
 from utils.download import MIRROR_ENV
-from utils.sam2_models import is_sam2
+from utils.model_spec import DECODER_IMAGE_SIDE_XML as DECODER_IMAGE_SIDE_XML  # the IR's file names, as before
+from utils.model_spec import DECODER_PROMPT_SIDE_WITH_MASK_XML as DECODER_PROMPT_SIDE_WITH_MASK_XML
+from utils.model_spec import DECODER_PROMPT_SIDE_XML as DECODER_PROMPT_SIDE_XML
+from utils.model_spec import DECODER_XML as DECODER_XML
+from utils.model_spec import ENCODER_XML as ENCODER_XML
+from utils.model_spec import (
+    SAM,
+    ModelSpec,
+    missing_full_install,
+    model_spec,
+    random_weights_seed,
+)
 
-ENCODER_XML = "image_encoder.xml"
-DECODER_XML = "prompt_decoder.xml"
-DECODER_IMAGE_SIDE_XML = "prompt_decoder_image_side.xml"
-DECODER_PROMPT_SIDE_XML = "prompt_decoder_prompt_side.xml"
-DECODER_PROMPT_SIDE_WITH_MASK_XML = "prompt_decoder_prompt_side_with_mask.xml"
+IR_XML_FILES = tuple(part.xml for part in SAM.parts)
+"""Every family's IR files, named by its parts (`utils.model_spec.Part`; both families' are named alike): the
+encoder, the whole decoder and the decoder's parts."""
+DECODER_PART_XML_FILES = IR_XML_FILES[2:]
 """The decoder split for speed (`utils.decoder_split.DecoderImageSide`, `DecoderPromptSide` and
-`DecoderPromptSideWithMask`)."""
-DECODER_PART_XML_FILES = (DECODER_IMAGE_SIDE_XML, DECODER_PROMPT_SIDE_XML, DECODER_PROMPT_SIDE_WITH_MASK_XML)
-IR_XML_FILES = (ENCODER_XML, DECODER_XML, *DECODER_PART_XML_FILES)
-"""Every family's IR: the encoder, the whole decoder and its parts (SAM 2's from `utils.sam2_export`)."""
+`DecoderPromptSideWithMask`, and SAM 2's in `utils.sam2_export`)."""
 CONVERSION_ID_KEY = ["sam_openvino", "conversion_id"]
 """Where in an IR's runtime info the decoder and its parts keep the id of the conversion that made them."""
 STAMP_FILE = "conversion.json"
@@ -64,23 +70,26 @@ EXPORT_CODE_MODULES = (
     "utils.decoder_split",
     "utils.sam2_export",
     "utils.convert",
+    "utils.model_spec",
     "utils.transforms",
 )
 """The modules whose code defines the exported graphs: the wrappers, the decoder split, the conversion (input
-shapes, port names) and the constants the wrappers take from `utils.transforms`. Their digest is in every stamp."""
+shapes, port names), the families' parts and their outputs' names, and the constants the wrappers take from
+`utils.transforms`. Their digest is in every stamp."""
 
 
 class KitError(RuntimeError):
     """The workshop kit cannot provide the IR; the message names the file and the command that makes it."""
 
 
-def ir_directory(model_type: str, models_dir: str | os.PathLike = "models", fused_attention: bool = True) -> Path:
-    """Folder for a model's IR. Random-weight IR and the plain-attention export get their own folders,
-    so they never replace the real, fused IR."""
+def ir_directory(
+    model_type: str | ModelSpec, models_dir: str | os.PathLike = "models", fused_attention: bool = True
+) -> Path:
+    """Folder for a model's IR: the model type after its family's prefix (``sam_`` for SAM 1). Random-weight IR and
+    the plain-attention export get their own folders, so they never replace the real, fused IR."""
+    spec = model_spec(model_type)
     seed = random_weights_seed()
-    name = (model_type if is_sam2(model_type) else f"sam_{model_type}") + (
-        "" if seed is None else f"-random-seed{seed}"
-    )
+    name = spec.family.folder_prefix + spec.model_type + ("" if seed is None else f"-random-seed{seed}")
     return Path(models_dir) / (name + ("" if fused_attention else PLAIN_ATTENTION_SUFFIX))
 
 
@@ -192,20 +201,20 @@ def ir_is_current(folder: str | os.PathLike, stamp: dict) -> bool:
     return all(path.is_file() for path in ir_files(folder)) and read_stamp(folder / STAMP_FILE) == stamp
 
 
-def take_from_kit(folder: Path, stamp: dict) -> bool:
+def take_from_kit(folder: Path, stamp: dict, model_type: str | ModelSpec | None = None) -> bool:
     """Copy current IR for ``folder`` from the workshop kit in ``$SAM_OV_MIRROR``; True when it did.
 
     False when no kit is set or it has no IR for this folder. A kit whose stamp differs
     (other weights, export or OpenVINO version; an older export may also lack files that
     a newer one makes) raises `KitError` where PyTorch is missing, and otherwise is skipped
     with a warning, so the caller converts instead. A current kit with files missing
-    raises `KitError`.
+    raises `KitError`. ``model_type``: the folder's, when the caller has it (else read from the folder's name).
     """
     return _take_from_kit(
         folder,
         _stamped_ir_files,
         stamp,
-        bool(missing_full_install(_model_type(folder))),
+        bool(missing_full_install(model_type or _model_type(folder))),
         "Converting here needs PyTorch",
     )
 

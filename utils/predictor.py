@@ -28,8 +28,8 @@ import numpy as np
 import openvino as ov
 
 from utils.ir_store import CONVERSION_ID_KEY, DECODER_PART_XML_FILES
+from utils.model_spec import SAM, SAM_2, family_of_encoder, resolve
 from utils.precision import compile_config
-from utils.sam2_models import SAM2_ENCODER_OUTPUTS
 from utils.transforms import (
     IMAGE_SIZE,
     LOW_RES_MASK_SIZE,
@@ -82,6 +82,9 @@ class OVSamPredictor:
     one of the same pixels; None without an image) and ``lock``.
     """
 
+    family = SAM
+    """The model family whose IR this predictor runs (`utils.model_spec.Family`)."""
+
     def __init__(
         self,
         encoder_xml: str | os.PathLike,
@@ -102,12 +105,12 @@ class OVSamPredictor:
         self.device = device
         config = compile_config(config)
         encoder = core.read_model(encoder_xml)
-        if is_sam2_encoder(encoder) != isinstance(self, OVSam2Predictor):
+        if family_of_encoder(encoder) is not self.family:
             outputs = [sorted(port.get_names()) for port in encoder.outputs]
-            wanted = "OVSamPredictor" if isinstance(self, OVSam2Predictor) else "OVSam2Predictor"
             raise ValueError(
-                f"{encoder_xml} is another family's image encoder (outputs {outputs}; SAM 2's are "
-                f"{list(SAM2_ENCODER_OUTPUTS)}): use {wanted} for it, or open_predictor, which chooses."
+                f"{encoder_xml} is another family's image encoder (outputs {outputs}; {self.family.name}'s are "
+                f"{list(self.family.encoder_outputs)}): use {_predictor_for(encoder)} for it, or open_predictor, which "
+                "chooses."
             )
         self.encoder = core.compile_model(encoder, device, config)
         decoder = core.read_model(decoder_xml)
@@ -386,13 +389,16 @@ class OVSam2Predictor(OVSamPredictor):
     The decoder's parts (`utils.sam2_export.Sam2DecoderImageSide` and the two prompt sides) run as SAM 1's do.
     """
 
+    family = SAM_2
+
     def _encoder_input(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         return sam2_encoder_input(image), (IMAGE_SIZE, IMAGE_SIZE)
 
     def _encode(self, encoder_input: np.ndarray) -> dict[str, np.ndarray]:
-        """The encoder on a 1x3x1024x1024 input: its three maps by name (`SAM2_ENCODER_OUTPUTS`), float32."""
+        """The encoder on a 1x3x1024x1024 input: its three maps by name (`model_spec.SAM2_ENCODER_OUTPUTS`), float32."""
         result = self.encoder(encoder_input)
-        return {name: np.array(result[index], dtype=np.float32) for index, name in enumerate(SAM2_ENCODER_OUTPUTS)}
+        names = self.family.encoder_outputs
+        return {name: np.array(result[index], dtype=np.float32) for index, name in enumerate(names)}
 
     def get_image_embedding(self) -> np.ndarray:
         """Return the current image's 1x256x64x64 embedding (the high-resolution maps are in ``features``)."""
@@ -443,15 +449,19 @@ def open_predictor(
         raise FileNotFoundError(
             f"No OpenVINO IR at {encoder_xml}: create it with utils.convert.ensure_sam_ir() (or notebook 01)."
         )
-    sam2 = is_sam2_encoder(ov.Core().read_model(encoder_xml))
-    return (OVSam2Predictor if sam2 else OVSamPredictor)(encoder_xml, decoder_xml, device=device, config=config)
+    family = family_of_encoder(ov.Core().read_model(encoder_xml))
+    return resolve((family or SAM).predictor)(encoder_xml, decoder_xml, device=device, config=config)
+
+
+def _predictor_for(encoder: ov.Model) -> str:
+    family = family_of_encoder(encoder)
+    return family.predictor.split(":")[1] if family else "an IR made by utils.convert"
 
 
 def is_sam2_encoder(encoder: ov.Model) -> bool:
-    """True when the image encoder's outputs are SAM 2's three maps, in order (a port may carry more names than
-    one): the SAM 2 family's IR, FP or INT8, as against SAM 1's one embedding."""
-    ports, names = encoder.outputs, list(SAM2_ENCODER_OUTPUTS)
-    return len(ports) == len(names) and all(name in port.get_names() for port, name in zip(ports, names))
+    """True when the image encoder's outputs are SAM 2's three maps (`utils.model_spec.family_of_encoder`): the
+    SAM 2 family's IR, FP or INT8, as against SAM 1's one embedding."""
+    return family_of_encoder(encoder) is SAM_2
 
 
 class ImageClaim:
@@ -515,8 +525,7 @@ def _compile_decoder_parts(
 
     The parts must come from the same conversion as the whole decoder (the same id in the
     runtime info of all of them) and fit each other (the image side's outputs named as the
-    prompt side's first inputs, and the prompt side with mask's other inputs than `PROMPT_INPUTS` image-side
-    outputs too);
+    prompt side's inputs other than `PROMPT_INPUTS`, and the prompt side with mask's among them);
     otherwise, or when only some exist, the error names the files.
     """
     paths = [decoder_xml.parent / name for name in DECODER_PART_XML_FILES]
@@ -530,9 +539,8 @@ def _compile_decoder_parts(
         raise FileNotFoundError(f"The decoder parts {named} go together; not found: {missing}. To make them, {remake}.")
     models = [core.read_model(path) for path in paths]
     ids = [_conversion_id(model) for model in models]
-    prompt_side = [port.get_any_name() for port in models[1].inputs]
-    outputs = [port.get_any_name() for port in models[0].outputs]
-    fits = prompt_side[: len(outputs)] == outputs and set(per_image_inputs(models[2])) <= set(outputs)
+    outputs = {port.get_any_name() for port in models[0].outputs}
+    fits = set(per_image_inputs(models[1])) == outputs and set(per_image_inputs(models[2])) <= outputs
     if decoder_id is None or ids != [decoder_id] * len(paths) or not fits:
         conversions = ", ".join(f"{path} (conversion {id_})" for path, id_ in zip(paths, ids, strict=True))
         raise ValueError(

@@ -19,27 +19,19 @@ import argparse
 import os
 from pathlib import Path
 
-from utils.checkpoints import CHECKPOINTS, random_weights_seed
-from utils.download import MIRROR_ENV, download_file
+from utils.download import MIRROR_ENV
 from utils.ir_store import KIT_IR_FOLDER, copy_int8_ir, copy_ir
-from utils.sam2_models import KIT_HUB_FOLDER, SAM2_MODEL_TYPES, hub_snapshot, is_sam2
+from utils.model_spec import FAMILIES, ModelSpec, model_spec, random_weights_seed, resolve
 
-KIT_MODEL_TYPES = (*CHECKPOINTS, *SAM2_MODEL_TYPES)
-"""What a kit can hold: SAM 1's checkpoints and the SAM 2 family's hub files (under ``KIT/huggingface``)."""
+KIT_MODEL_TYPES = tuple(model_type for family in FAMILIES for model_type in family.weights)
+"""What a kit can hold: the model types with official weights, SAM 1's checkpoints and the SAM 2 family's hub
+files (under ``KIT/huggingface``)."""
 
 
 def prefetch(mirror_dir: str | Path, model_types: list[str], show_progress: bool = True) -> list[Path]:
     """Download (or verify) the checkpoints of ``model_types`` into ``mirror_dir``; return their paths (for the SAM 2
     family, its folder of hub files)."""
-    _check_model_types(model_types)
-    paths = []
-    for model_type in model_types:
-        if is_sam2(model_type):
-            paths.append(hub_snapshot(model_type, Path(mirror_dir) / KIT_HUB_FOLDER, False, show_progress))
-            continue
-        checkpoint = CHECKPOINTS[model_type]
-        paths.append(download_file(checkpoint.url, mirror_dir, sha256=checkpoint.sha256, show_progress=show_progress))
-    return paths
+    return [resolve(spec.family.fetch)(spec, mirror_dir, show_progress) for spec in _kit_specs(model_types)]
 
 
 def add_ir(kit_dir: str | Path, model_types: list[str], models_dir: str | Path = "models") -> list[Path]:
@@ -53,17 +45,17 @@ def add_ir(kit_dir: str | Path, model_types: list[str], models_dir: str | Path =
     from utils.convert import ensure_sam_ir  # needs PyTorch when it has to convert
     from utils.quantize import ensure_int8_encoder  # needs NNCF when it has to quantize
 
-    _check_model_types(model_types)
+    specs = _kit_specs(model_types)
     folders = []
     previous_mirror = os.environ.get(MIRROR_ENV)
     os.environ[MIRROR_ENV] = str(kit_dir)  # the checkpoints just fetched, not the network
     try:
-        for model_type in model_types:
-            encoder_xml, _ = ensure_sam_ir(model_type, models_dir)
+        for spec in specs:
+            encoder_xml, _ = ensure_sam_ir(spec, models_dir)
             source = encoder_xml.parent
             target = Path(kit_dir) / KIT_IR_FOLDER / source.name
             copy_ir(source, target, prefix=".kit-")
-            ensure_int8_encoder(model_type, models_dir)
+            ensure_int8_encoder(spec, models_dir)
             copy_int8_ir(source, target, prefix=".kit-")
             folders.append(target)
     finally:
@@ -74,10 +66,12 @@ def add_ir(kit_dir: str | Path, model_types: list[str], models_dir: str | Path =
     return folders
 
 
-def _check_model_types(model_types: list[str]) -> None:
+def _kit_specs(model_types: list[str]) -> list[ModelSpec]:
+    """The specs of ``model_types``, or a ValueError naming those a kit cannot hold."""
     unknown = sorted(set(model_types) - set(KIT_MODEL_TYPES))
     if unknown:
         raise ValueError(f"Unknown model types {unknown}; choose from {sorted(KIT_MODEL_TYPES)}.")
+    return [model_spec(model_type) for model_type in model_types]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,6 +43,7 @@ from utils.ir_store import (
     take_int8_from_kit,
 )
 from utils.memory import release_freed_memory
+from utils.model_spec import ModelSpec
 from utils.predictor import is_sam2_encoder
 from utils.transforms import encoder_input, read_rgb_image, sam2_encoder_input
 
@@ -173,7 +174,7 @@ def _plain_progress_under_tests() -> Iterator[None]:
 
 
 def ensure_int8_encoder(
-    model_type: str = "vit_b",
+    model_type: str | ModelSpec = "vit_b",
     models_dir: str | os.PathLike = "models",
     calibration_folder: str | os.PathLike = DEFAULT_CALIBRATION_DIR,
     subset_size: int = DEFAULT_SUBSET_SIZE,

@@ -12,9 +12,10 @@ import time
 
 import numpy as np
 
-from utils.checkpoints import check_model_type, describe_weights
+from utils.checkpoints import describe_weights
 from utils.convert import ensure_sam_ir
-from utils.predictor import OVSamPredictor, open_predictor
+from utils.model_spec import model_spec, resolve
+from utils.predictor import OVSamPredictor
 from utils.transforms import read_rgb_image
 
 
@@ -27,10 +28,10 @@ def load_predictor(
     `utils.predictor.OVSam2Predictor`: the same calls. Raises ValueError naming the valid model
     types for an unknown one, before any download.
     """
-    check_model_type(model_type)
-    print(describe_weights(model_type))
-    encoder_xml, decoder_xml = ensure_sam_ir(model_type, models_dir)
-    return open_predictor(encoder_xml, decoder_xml, device=device, config=config)
+    spec = model_spec(model_type)
+    print(describe_weights(spec))
+    encoder_xml, decoder_xml = ensure_sam_ir(spec, models_dir)
+    return resolve(spec.family.predictor)(encoder_xml, decoder_xml, device=device, config=config)
 
 
 def embed_image(predictor: OVSamPredictor, image_path: str | os.PathLike) -> np.ndarray:
