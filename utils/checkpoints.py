@@ -44,7 +44,10 @@ def get_checkpoint(model_type: str | ModelSpec) -> Checkpoint:
     """Return the registry entry for ``model_type`` or raise listing the valid ones."""
     spec = model_spec(model_type)
     if spec.family.weights is not CHECKPOINTS:
-        raise ValueError(f"{spec.model_type} is on the Hugging Face hub, not a checkpoint file: see utils.sam2_models.")
+        raise ValueError(
+            f"{spec.model_type} is on the Hugging Face hub, not a checkpoint file: see "
+            "utils.model_spec.SAM2_ARCHITECTURES."
+        )
     return spec.require_weights()
 
 
@@ -59,11 +62,6 @@ def weights_id(model_type: str | ModelSpec) -> str:
     if seed is not None:
         return f"{spec.model_type}:random-seed-{seed}"
     return f"{spec.model_type}:{spec.require_weights().weights_id}"
-
-
-def check_model_type(model_type: str) -> None:
-    """Raise ValueError naming the valid model types when ``model_type`` is none of them."""
-    model_spec(model_type)
 
 
 def describe_weights(model_type: str | ModelSpec) -> str:

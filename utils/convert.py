@@ -146,7 +146,7 @@ def convert_sam(
 
     Args:
         sam: a `segment_anything` model, or for the SAM 2 family transformers' `Sam2Model` or
-            `EdgeTamModel` (encoder and decoder only, into a folder named after its model type);
+            `EdgeTamModel` (into a folder named after its model type);
             e.g. from `utils.checkpoints.load_sam`.
         output_dir: folder for the IR; created if missing.
         compress_to_fp16: store weights as FP16 (half the size; computation

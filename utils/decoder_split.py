@@ -12,7 +12,9 @@ runs when it finds them beside the whole decoder:
 
 They compute `segment_anything`'s `MaskDecoder.predict_masks` with the two-way transformer
 written out, channels-last, in another order (see each docstring), so they agree with the
-whole decoder up to rounding.
+whole decoder up to rounding. The same classes serve SAM 2 (`utils.sam2_export`'s subclasses): each part reads
+the weights through its family's whole-decoder wrapper (`DecoderPart.whole_decoder`), whose methods name what
+the two implementations call differently.
 
 Changing this module safely:
 

@@ -106,8 +106,8 @@ class PromptDecoderModel(nn.Module):
         """Points in [0, 1] -> their random-Fourier positional encoding [..., 256]."""
         return self.prompt_encoder.pe_layer._pe_encoding(coords)
 
-    def label_embeddings(self) -> list[torch.Tensor]:
-        """The learned embedding of each point label, 0 (background) to 3 (a box's second corner)."""
+    def label_embeddings(self) -> list[torch.Tensor] | torch.Tensor:
+        """The learned embedding of each point label, 0 (background) to 3 (a box's second corner), in order."""
         return [embedding.weight for embedding in self.prompt_encoder.point_embeddings]
 
     def mask_layers(self) -> tuple[nn.Module, nn.Conv2d]:

@@ -2,8 +2,8 @@
 
 Layout under ``models_dir`` (``models/`` in the notebooks):
 
-    sam_<type>[-random-seed<N>][-plain-attention]/   (SAM 2.1 and EdgeTAM: <type>[-random-seed<N>]/, encoder
-                                                     and decoder only)
+    sam_<type>[-random-seed<N>][-plain-attention]/   (SAM 2.1 and EdgeTAM: <type>[-random-seed<N>]/, the same
+                                                     files, no plain-attention export)
         image_encoder.xml/.bin  prompt_decoder.xml/.bin  conversion.json      (utils/convert.py)
         prompt_decoder_image_side.xml/.bin  prompt_decoder_prompt_side.xml/.bin (utils/convert.py)
         prompt_decoder_prompt_side_with_mask.xml/.bin                          (utils/convert.py)
@@ -74,8 +74,9 @@ EXPORT_CODE_MODULES = (
     "utils.transforms",
 )
 """The modules whose code defines the exported graphs: the wrappers, the decoder split, the conversion (input
-shapes, port names), the families' parts and their outputs' names, and the constants the wrappers take from
-`utils.transforms`. Their digest is in every stamp."""
+shapes, port names), the families' parts and their outputs' names (all of `utils.model_spec` counts, its weights
+tables too: editing them converts once more, which is slower but never wrong), and the constants the wrappers take
+from `utils.transforms`. Their digest is in every stamp."""
 
 
 class KitError(RuntimeError):

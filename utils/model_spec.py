@@ -11,8 +11,8 @@ sizes and EdgeTAM, from transformers) says everything the code needs to handle i
 - its pre-processing, its encoder's outputs (which tell the family of an IR) and its predictor class.
 
 Code is named by ``"module:attribute"`` references, imported when used: the wrappers and builders need torch,
-which the light install lacks, and this module imports nothing of the project but `utils.download`, so every other
-module can import it without a cycle. `model_spec` resolves a model type once; the functions that take a model type
+which the light install lacks, and this module imports nothing of the project, so every other module can import it
+without a cycle. `model_spec` resolves a model type once; the functions that take a model type
 also take the `ModelSpec`, so a public call resolves its string once and hands the spec on.
 
 A new model type of a known family is one entry in its weights table; a new family or part is one entry here.
@@ -354,10 +354,6 @@ class ModelSpec:
                 " set."
             )
         return self.weights
-
-    @property
-    def encoder_output_names(self) -> tuple[str, ...]:
-        return tuple(self.family.encoder_outputs)
 
 
 def model_spec(model_type: str | ModelSpec) -> ModelSpec:

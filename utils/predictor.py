@@ -105,12 +105,13 @@ class OVSamPredictor:
         self.device = device
         config = compile_config(config)
         encoder = core.read_model(encoder_xml)
-        if family_of_encoder(encoder) is not self.family:
+        family = family_of_encoder(encoder) or SAM  # IR with unnamed ports is taken for SAM 1's, as open_predictor does
+        if family is not self.family:
             outputs = [sorted(port.get_names()) for port in encoder.outputs]
             raise ValueError(
                 f"{encoder_xml} is another family's image encoder (outputs {outputs}; {self.family.name}'s are "
-                f"{list(self.family.encoder_outputs)}): use {_predictor_for(encoder)} for it, or open_predictor, which "
-                "chooses."
+                f"{list(self.family.encoder_outputs)}): use {family.predictor.split(':')[1]} for it, or "
+                "open_predictor, which chooses."
             )
         self.encoder = core.compile_model(encoder, device, config)
         decoder = core.read_model(decoder_xml)
@@ -451,11 +452,6 @@ def open_predictor(
         )
     family = family_of_encoder(ov.Core().read_model(encoder_xml))
     return resolve((family or SAM).predictor)(encoder_xml, decoder_xml, device=device, config=config)
-
-
-def _predictor_for(encoder: ov.Model) -> str:
-    family = family_of_encoder(encoder)
-    return family.predictor.split(":")[1] if family else "an IR made by utils.convert"
 
 
 def is_sam2_encoder(encoder: ov.Model) -> bool:

@@ -14,13 +14,16 @@ import numpy as np
 
 from utils.checkpoints import describe_weights
 from utils.convert import ensure_sam_ir
-from utils.model_spec import model_spec, resolve
+from utils.model_spec import ModelSpec, model_spec, resolve
 from utils.predictor import OVSamPredictor
 from utils.transforms import read_rgb_image
 
 
 def load_predictor(
-    model_type: str = "vit_b", models_dir: str | os.PathLike = "models", device: str = "CPU", config: dict | None = None
+    model_type: str | ModelSpec = "vit_b",
+    models_dir: str | os.PathLike = "models",
+    device: str = "CPU",
+    config: dict | None = None,
 ) -> OVSamPredictor:
     """A predictor for ``model_type`` on ``device``, converting the model first if its IR is missing.
 
