@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import re
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,9 @@ def module_names() -> list[str]:
     return sorted(path.stem for path in (ROOT / PACKAGE).glob("*.py") if path.stem != "__init__")
 
 
+@cache
 def _tree(name: str) -> ast.Module:
+    """The module's syntax tree, parsed once: the graph, the references, the table and the cycles all read it."""
     return ast.parse((ROOT / PACKAGE / f"{name}.py").read_text(encoding="utf-8"))
 
 
