@@ -80,11 +80,22 @@ def convert_part(model, family: Family, part: Part, conversion_id: str, fused_at
     example = example_inputs(model, family, module)
     shapes = [(DECODER_INPUT_SHAPES.get(name, list(tensor.shape)), ov.Type.f32) for name, tensor in example.items()]
     with torch.no_grad(), _quiet_tracing(), _attention_export(model, family, fused_attention):
-        converted = ov.convert_model(module, example_input=example, input=shapes)
+        converted = ov.convert_model(_traced(module, example), example_input=example, input=shapes)
     _name_ports(converted.inputs, list(example))
     _name_ports(converted.outputs, list(part.outputs))
     converted.set_rt_info(conversion_id, CONVERSION_ID_KEY)
     return converted
+
+
+def _traced(module, example: dict):
+    """``module`` traced to TorchScript on ``example``, for `ov.convert_model`, without torch.jit.trace's check.
+
+    `ov.convert_model` on a module traces it with torch's defaults, whose ``check_trace`` runs the module twice
+    more to compare the traces: most of a vit_b conversion's time. The parity tests check what the check would
+    (the IR against the model it came from), on every model type's parts."""
+    from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
+
+    return TorchScriptPythonDecoder(module, example_input=example, trace_kwargs={"check_trace": False})
 
 
 def example_inputs(model, family: Family, module) -> dict:
