@@ -23,6 +23,8 @@ from uv import find_uv_bin
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "constraints.txt"
+UV = find_uv_bin()
+"""Looked up once, here: sysconfig's first read of its variables is not thread-safe, and the legs resolve in threads."""
 
 INSTALLS = {
     "full": ["requirements.txt"],
@@ -62,7 +64,7 @@ def resolve(install: str, platform: str, python: str, environment: dict) -> subp
     the cache cannot answer, or answers with a failure, is resolved again against the registry, so only a
     failure the registry confirms counts.
     """
-    command = [find_uv_bin(), "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--only-binary", ":all:"]
+    command = [UV, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--only-binary", ":all:"]
     command += ["--python-platform", platform, "--python-version", python, "-c", str(CONSTRAINTS)]
     command += [str(ROOT / name) for name in INSTALLS[install]]
     environment = {**os.environ, **environment}
@@ -79,10 +81,10 @@ def resolve_leg(platform: str, python: str, environment: dict) -> dict[str, subp
     return results | {name: resolve(name, platform, python, environment) for name in INSTALLS if name not in results}
 
 
-@pytest.fixture(scope="module")
-def resolutions() -> dict:
+def resolve_every_leg() -> dict:
     """(leg, python) -> {install: resolution} for every supported leg (all installs) and every light-only leg,
-    made side by side: the registry's answers, not the CPU, take the time."""
+    made side by side: the registry's answers, not the CPU, take the time. `.ci/background-set-up` calls it
+    beside the suite, so that the tests here find every answer in uv's cache."""
 
     def resolve_any(leg: str, python: str) -> dict[str, subprocess.CompletedProcess]:
         if leg in LIGHT_ONLY:
@@ -92,6 +94,11 @@ def resolutions() -> dict:
     legs = [(leg, python) for leg in (*PLATFORMS, *LIGHT_ONLY) for python in PYTHONS]
     with ThreadPoolExecutor(8) as pool:
         return dict(zip(legs, pool.map(lambda leg: resolve_any(*leg), legs)))
+
+
+@pytest.fixture(scope="module")
+def resolutions() -> dict:
+    return resolve_every_leg()
 
 
 @cache
