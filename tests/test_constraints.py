@@ -21,6 +21,8 @@ import pytest
 from packaging.utils import canonicalize_name
 from uv import find_uv_bin
 
+from utils.preflight import SUPPORTED_PYTHONS
+
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "constraints.txt"
 UV = find_uv_bin()
@@ -41,8 +43,9 @@ PLATFORMS = {
 }
 """Supported operating systems: uv's target platform and the environment that selects its OS version."""
 
-PYTHONS = ["3.10", "3.11", "3.11.2", "3.12", "3.13"]
-"""Every supported minor version, and 3.11.2: Debian 12's own, the oldest patch release a common distribution ships."""
+PYTHONS = [*SUPPORTED_PYTHONS, "3.11.2"]
+"""Every supported minor version (`utils.preflight` checks a laptop's against the same list), and 3.11.2: Debian 12's
+own, the oldest patch release a common distribution ships."""
 
 LIGHT_ONLY = {"macos13-arm64": ("aarch64-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": "13.0"})}
 """Legs where the README supports the light install only: leg -> (platform, environment)."""

@@ -99,7 +99,7 @@ def ir_files(folder: Path) -> list[Path]:
     return [folder / Path(name).with_suffix(suffix) for name in IR_XML_FILES for suffix in (".bin", ".xml")]
 
 
-def _model_type(folder: Path) -> str:
+def model_type_of_folder(folder: Path) -> str:
     """The model type an `ir_directory` folder is named after (``sam_vit_b-random-seed0`` -> ``vit_b``)."""
     name = Path(folder).name.split("-")[0]
     return name.removeprefix("sam_")
@@ -215,7 +215,7 @@ def take_from_kit(folder: Path, stamp: dict, model_type: str | ModelSpec | None 
         folder,
         _stamped_ir_files,
         stamp,
-        bool(missing_full_install(model_type or _model_type(folder))),
+        bool(missing_full_install(model_type or model_type_of_folder(folder))),
         "Converting here needs PyTorch",
     )
 
