@@ -1,7 +1,7 @@
 """One owner of "which precision": the project chooses it and names it in every compile.
 
-OpenVINO's CPU plugin picks bf16 by default where CPUID lists AVX-512 BF16 or AMX, and
-f32 elsewhere. That guess is not always what the kernels can run: under a oneDNN ISA cap
+OpenVINO's CPU plugin picks bf16 by default where CPUID lists AVX-512 BF16 or AMX, f16 on
+ARM (such as Apple silicon) and f32 elsewhere. That guess is not always what the kernels can run: under a oneDNN ISA cap
 (``ONEDNN_MAX_CPU_ISA=AVX2``, how CI emulates an AVX2 laptop on a newer CPU) OpenVINO
 still lists ``BF16`` and defaults to it, yet oneDNN has no bf16 kernels, and a Softmax
 node fails to compile ("Supported primitive descriptors list is empty"). So nothing here
