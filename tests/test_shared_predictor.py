@@ -52,7 +52,7 @@ def free_port() -> int:
 
 
 def test_image_token_names_each_set_image(synthetic_ir):
-    """A new token at every set_image (the same pixels too: nothing is hashed), None after reset_image,
+    """A new token at every set_image (the same pixels too), None after reset_image,
     unchanged by a set_image that fails, and never the same on two predictors."""
     predictor, other = (OVSamPredictor(*synthetic_ir) for _ in range(2))
     assert predictor.image_token is None
@@ -154,3 +154,24 @@ def test_another_thread_waits_for_the_decoding_in_progress(synthetic_ir):
         assert predictor.image_token == token and predictor.original_size == GENERATOR_IMAGE.shape[:2]
     click.join()
     np.testing.assert_array_equal(widget.mask, widget_click_mask(synthetic_ir))
+
+
+def test_a_widget_takes_the_embedding_the_predictor_holds_and_the_generator_encodes_again(synthetic_ir, monkeypatch):
+    """`embed_image` then `SamWidget(predictor, image)`, as notebook 04 does: the widget runs no encoder for the
+    pixels the predictor holds, and one for others; the mask generator's end-to-end run always encodes."""
+    predictor = OVSamPredictor(*synthetic_ir, config=F32)
+    encoded = []
+    encode = predictor._encode
+    monkeypatch.setattr(predictor, "_encode", lambda pixels: encoded.append(1) or encode(pixels))
+    predictor.set_image(WIDGET_IMAGE)
+    assert predictor.holds_image(WIDGET_IMAGE.copy()) and not predictor.holds_image(APP_IMAGE)
+    widget = SamWidget(predictor, WIDGET_IMAGE.copy())
+    assert len(encoded) == 1
+    widget._on_message(widget, WIDGET_CLICK, [])
+    assert np.array_equal(widget.mask, widget_click_mask(synthetic_ir)) and len(encoded) == 1
+    widget.set_image(APP_IMAGE)
+    assert len(encoded) == 2
+    OVSamAutomaticMaskGenerator(predictor, points_per_side=2, show_progress=False).generate(APP_IMAGE)
+    assert len(encoded) == 3
+    predictor.reset_image()
+    assert not predictor.holds_image(APP_IMAGE)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import itertools
 import os
 import threading
@@ -57,6 +58,13 @@ PADDING_LABEL = -1.0
 BOX_CORNER_LABELS = (2.0, 3.0)
 _IMAGE_TOKENS = itertools.count(1)
 """Every `OVSamPredictor.set_image` in the process takes the next number, so no two images share a token."""
+
+
+def _pixels_digest(image: np.ndarray) -> str:
+    """A digest of an RGB uint8 image's size and pixels (BLAKE2b: milliseconds for a photo)."""
+    digest = hashlib.blake2b(str(image.shape).encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.hexdigest()
 
 
 class OVSamPredictor:
@@ -144,9 +152,11 @@ class OVSamPredictor:
     def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
         """Run the image encoder on an HxWx3 uint8 image (HxW gray and HxWx4 RGBA are converted).
 
-        The image gets a new ``image_token``, even when the pixels are the same as before.
+        The image gets a new ``image_token``, even when the pixels are the same as before (a front end that
+        would rather not encode them again asks `holds_image` first).
         """
         image = to_rgb_uint8(image, image_format)
+        digest = _pixels_digest(image)
         with self.lock:
             encoder_input, input_size = self._encoder_input(image)
             features = self._encode(encoder_input)
@@ -160,6 +170,12 @@ class OVSamPredictor:
             self.input_size = input_size
             self.is_image_set = True
             self.image_token = next(_IMAGE_TOKENS)
+            self._image_digest = digest
+
+    def holds_image(self, image: np.ndarray, image_format: str = "RGB") -> bool:
+        """True when the image set now has exactly these pixels (a digest compares them, in milliseconds where the
+        encoder takes seconds): `ImageClaim` then takes the embedding as it is."""
+        return self.is_image_set and self._image_digest == _pixels_digest(to_rgb_uint8(image, image_format))
 
     def _encoder_input(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """SAM's pre-processing of an RGB uint8 image: the encoder's 1x3x1024x1024 input, and the size of the
@@ -180,6 +196,7 @@ class OVSamPredictor:
             self.original_size: tuple[int, int] | None = None
             self.input_size: tuple[int, int] | None = None
             self.image_token: int | None = None
+            self._image_digest: str | None = None
 
     def get_image_embedding(self) -> np.ndarray:
         """Return the current image's embedding, 1x256x64x64 float32."""
@@ -482,11 +499,16 @@ class ImageClaim:
         self.image: np.ndarray | None = None
         self._token: int | None = None
 
-    def set_image(self, image: np.ndarray) -> np.ndarray:
-        """Encode ``image`` (gray and RGBA are converted) on the predictor as this claim's image; return it as RGB."""
+    def set_image(self, image: np.ndarray, reuse_embedding: bool = False) -> np.ndarray:
+        """Encode ``image`` (gray and RGBA are converted) on the predictor as this claim's image; return it as RGB.
+
+        With ``reuse_embedding``, a predictor that holds these very pixels already (`utils.quickstart.embed_image`
+        has just encoded them, say) is not run again. The mask generator leaves it False: its end-to-end time, as
+        upstream's, includes the encoder."""
         image = to_rgb_uint8(image)
         with self.predictor.lock:
-            self.predictor.set_image(image)
+            if not (reuse_embedding and self.predictor.holds_image(image)):
+                self.predictor.set_image(image)
             self.image, self._token = image, self.predictor.image_token
         return image
 

@@ -105,9 +105,10 @@ class SamWidget(anywidget.AnyWidget):
         return self._image.predictor
 
     def set_image(self, image: np.ndarray) -> None:
-        """Show a new image and encode it; a click encodes it again first if another user of the predictor
-        has set an image of its own since."""
-        image = self._image.set_image(image)
+        """Show a new image and encode it, unless the predictor holds these pixels already (`embed_image` has
+        just encoded them, say); a click encodes it again first if another user of the predictor has set an image
+        of its own since."""
+        image = self._image.set_image(image, reuse_embedding=True)
         self._history.clear()
         self._set_prompts([], [], [])
         self.image_data = _jpeg_data_url(image)
