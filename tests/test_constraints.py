@@ -11,37 +11,20 @@ Needs the package registry (PyPI), as the set-up does.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
-from uv import find_uv_bin
 
+from tools.wheel_folders import CONSTRAINTS, INSTALLS, ROOT, TARGETS
+from tools.wheel_folders import resolve as resolve_files
 from utils.preflight import SUPPORTED_PYTHONS
 
-ROOT = Path(__file__).resolve().parent.parent
-CONSTRAINTS = ROOT / "constraints.txt"
-UV = find_uv_bin()
-"""Looked up once, here: sysconfig's first read of its variables is not thread-safe, and the legs resolve in threads."""
-
-INSTALLS = {
-    "full": ["requirements.txt"],
-    "light": ["requirements-light.txt"],
-    "benchmarks": ["requirements.txt", "requirements-benchmarks.txt"],
-}
-"""The README's three installs, each a set of requirement files taken with ``-c constraints.txt``."""
-
-PLATFORMS = {
-    "linux-x86_64": ("x86_64-manylinux_2_28", {}),
-    "linux-aarch64": ("aarch64-manylinux_2_35", {}),  # OpenVINO's aarch64 wheels need glibc 2.35 (Ubuntu 22.04)
-    "windows-x86_64": ("x86_64-pc-windows-msvc", {}),
-    "macos14-arm64": ("aarch64-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": "14.0"}),
-}
-"""Supported operating systems: uv's target platform and the environment that selects its OS version."""
+PLATFORMS = {leg: (target.uv_platform, target.environment) for leg, target in TARGETS.items()}
+"""Supported operating systems (`tools.wheel_folders.TARGETS`): uv's target platform and the environment that
+selects its OS version."""
 
 PYTHONS = [*SUPPORTED_PYTHONS, "3.11.2"]
 """Every supported minor version (`utils.preflight` checks a laptop's against the same list), and 3.11.2: Debian 12's
@@ -60,21 +43,8 @@ UNSUPPORTED = {
 
 
 def resolve(install: str, platform: str, python: str, environment: dict) -> subprocess.CompletedProcess:
-    """uv's resolution of one install for one platform and Python, wheels only, against constraints.txt.
-
-    It first tries from uv's cache alone (``--offline``): asking the registry again whether each of some
-    230 pinned packages changed takes many seconds per leg, and a pinned version's files do not change. Whatever
-    the cache cannot answer, or answers with a failure, is resolved again against the registry, so only a
-    failure the registry confirms counts.
-    """
-    command = [UV, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--only-binary", ":all:"]
-    command += ["--python-platform", platform, "--python-version", python, "-c", str(CONSTRAINTS)]
-    command += [str(ROOT / name) for name in INSTALLS[install]]
-    environment = {**os.environ, **environment}
-    done = subprocess.run([*command, "--offline"], cwd=ROOT, env=environment, capture_output=True, text=True)
-    if done.returncode != 0:
-        done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
-    return done
+    """uv's resolution of one install for one platform and Python (`tools.wheel_folders.resolve`)."""
+    return resolve_files([ROOT / name for name in INSTALLS[install]], platform, python, environment)
 
 
 def resolve_leg(platform: str, python: str, environment: dict) -> dict[str, subprocess.CompletedProcess]:
