@@ -7,9 +7,11 @@ is what proves the OpenVINO path correct.
 """
 
 import gc
+import getpass
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,15 @@ def pytest_configure(config):
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("TQDM_MININTERVAL", "5")
     os.environ["SAM_OV_PLAIN_PROGRESS"] = "1"  # NNCF's bars printed once, not redrawn (utils.quantize)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
+
+
+def inductor_cache_dir() -> Path:
+    """torch.compile's kernel cache, one per ISA setting. Its key leaves out oneDNN's and ATen's caps: a run without
+    the cap that loaded kernels compiled under it (the emulated AVX2 laptop of .ci/run) aborted in
+    tests/test_peers.py ("Fatal Python error: Aborted"), and passed with a cache of its own."""
+    caps = [os.environ.get(name, "").lower() or "native" for name in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")]
+    return Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}_{'_'.join(caps)}"
 
 
 class SuiteMemory:

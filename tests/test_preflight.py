@@ -56,6 +56,13 @@ def test_packages_off_the_lock_or_missing_are_named_with_the_install_command():
     assert off_lock.fix == "python -m pip install -r requirements-light.txt -c constraints.txt"
     missing = preflight.check_packages("light", installed={k: v for k, v in installed.items() if k != "anywidget"})
     assert not missing.ok and "missing anywidget" in missing.detail
+    brought = preflight.required_closure(["jupyterlab"])
+    assert {"jupyterlab", "jupyter-server", "tornado"} <= brought and "pip" not in brought
+
+
+def test_a_repository_copy_without_the_lock_is_named(tmp_path):
+    found = preflight.check_packages("light", lock=tmp_path / "constraints.txt")
+    assert not found.ok and f"{tmp_path / 'constraints.txt'} not found" in found.detail
 
 
 def test_a_local_build_label_matches_its_pin(tmp_path):

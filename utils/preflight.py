@@ -82,16 +82,26 @@ def check_python(version: tuple[int, ...] = tuple(sys.version_info[:3])) -> Find
 def check_packages(
     kind: str | None = None, lock: Path = ROOT / "constraints.txt", installed: dict[str, str] | None = None
 ) -> Finding:
-    """Every package the install names is there, and every installed package the lock pins for this platform and
-    Python has the pinned version."""
+    """Every package the install names is there, and every package it brings (those, and what they require, as
+    their metadata says) has the version the lock pins for this platform and Python. The venv's own tools (pip, and
+    setuptools where the install needs none) are not the install's, and are left as the venv made them."""
     kind = kind or install_kind()
+    absent = [str(path) for path in (ROOT / requirements_file(kind), lock) if not path.is_file()]
+    if absent:
+        return Finding(
+            "packages",
+            False,
+            f"{' and '.join(absent)} not found: this copy of the repository is not whole",
+            "copy the whole repository again (git clone, or the workshop's copy) and run this from its root",
+        )
     installed = installed if installed is not None else installed_versions()
     wanted = [Requirement(line) for line in _lines(ROOT / requirements_file(kind))]
     missing = sorted(canonicalize_name(r.name) for r in wanted if canonicalize_name(r.name) not in installed)
+    brought = required_closure(canonicalize_name(r.name) for r in wanted)
     wrong = sorted(
         f"{name} {installed[name]} (lock: {pin})"
         for name, pin in lock_pins(lock).items()
-        if name in installed and not pin.contains(installed[name], prereleases=True)
+        if name in installed and name in brought and not pin.contains(installed[name], prereleases=True)
     )
     if not missing and not wrong:
         return Finding("packages", True, f"the {kind} install, every package at the lock's version")
@@ -100,6 +110,22 @@ def check_packages(
         more = f" and {len(wrong) - 5} more" if len(wrong) > 5 else ""
         problems.append(f"not the lock's version: {'; '.join(wrong[:5])}{more}")
     return Finding("packages", False, f"the {kind} install: {'; '.join(problems)}", install_command(kind))
+
+
+def required_closure(names) -> set[str]:
+    """``names`` and every installed package they require, transitively (markers evaluated here, no extras)."""
+    distributions = {canonicalize_name(d.metadata["Name"]): d for d in importlib.metadata.distributions()}
+    found, pending = set(), list(names)
+    while pending:
+        name = pending.pop()
+        if name in found or name not in distributions:
+            continue
+        found.add(name)
+        for line in distributions[name].requires or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(canonicalize_name(requirement.name))
+    return found
 
 
 def installed_versions() -> dict[str, str]:
