@@ -6,8 +6,11 @@ built with OpenVINO's own operations, a convolution with real weights on SAM's 1
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import openvino as ov
@@ -58,6 +61,18 @@ def test_packages_off_the_lock_or_missing_are_named_with_the_install_command():
     assert not missing.ok and "missing anywidget" in missing.detail
     brought = preflight.required_closure(["jupyterlab"])
     assert {"jupyterlab", "jupyter-server", "tornado"} <= brought and "pip" not in brought
+
+
+def test_a_vendored_copy_further_on_the_path_is_not_the_installed_package(monkeypatch):
+    """setuptools puts its _vendor folder, with platformdirs 4.4 in it, at the end of sys.path once it is imported
+    (torch.compile imports it); the installed platformdirs, first on the path, is the one that counts."""
+    setuptools = pytest.importorskip("setuptools")
+    vendored = Path(setuptools.__file__).parent / "_vendor"
+    if not list(vendored.glob("platformdirs-*.dist-info")):
+        pytest.skip(f"this setuptools ({setuptools.__version__}) vendors no platformdirs")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(vendored)])
+    assert preflight.installed_versions()["platformdirs"] == importlib.metadata.version("platformdirs")
+    assert preflight.check_packages("light").ok
 
 
 def test_a_repository_copy_without_the_lock_is_named(tmp_path):

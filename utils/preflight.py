@@ -114,7 +114,7 @@ def check_packages(
 
 def required_closure(names) -> set[str]:
     """``names`` and every installed package they require, transitively (markers evaluated here, no extras)."""
-    distributions = {canonicalize_name(d.metadata["Name"]): d for d in importlib.metadata.distributions()}
+    distributions = _first_distributions()
     found, pending = set(), list(names)
     while pending:
         name = pending.pop()
@@ -129,7 +129,17 @@ def required_closure(names) -> set[str]:
 
 
 def installed_versions() -> dict[str, str]:
-    return {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    return {name: distribution.version for name, distribution in _first_distributions().items()}
+
+
+def _first_distributions() -> dict:
+    """Each installed package's distribution, the first on ``sys.path`` as an import finds it: a package may also
+    sit vendored further on (setuptools puts its ``_vendor`` folder, with platformdirs 4.4, on the path once it is
+    imported, as torch.compile does)."""
+    distributions = {}
+    for distribution in importlib.metadata.distributions():
+        distributions.setdefault(canonicalize_name(distribution.metadata["Name"]), distribution)
+    return distributions
 
 
 def lock_pins(lock: Path) -> dict[str, SpecifierSet]:
