@@ -29,20 +29,13 @@ from pathlib import Path
 from tqdm import tqdm
 from uv import find_uv_bin
 
-from utils.preflight import SUPPORTED_PYTHONS
+from utils.preflight import INSTALLS, SUPPORTED_PYTHONS
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "constraints.txt"
 UV = find_uv_bin()
 """Looked up once, at import: sysconfig's first read of its variables is not thread-safe, and callers resolve in
 threads."""
-
-INSTALLS = {
-    "full": ["requirements.txt"],
-    "light": ["requirements-light.txt"],
-    "benchmarks": ["requirements.txt", "requirements-benchmarks.txt"],
-}
-"""The README's three installs, each a set of requirement files taken with ``-c constraints.txt``."""
 
 
 def manylinux_tags(machine: str, newest_glibc_minor: int) -> tuple[str, ...]:

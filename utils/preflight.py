@@ -32,6 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 """The Python versions the README supports; `tests/test_constraints.py` resolves the lock for each of them."""
 
+INSTALLS = {
+    "full": ["requirements.txt"],
+    "light": ["requirements-light.txt"],
+    "benchmarks": ["requirements.txt", "requirements-benchmarks.txt"],
+}
+"""The README's three installs, each a set of requirement files taken with ``-c constraints.txt``."""
+
 PEAK_MEMORY_MIB = {"light": 4610, "full": 7685}
 """The largest notebook kernel's peak in CI, by install (random weights, 2-core EPYC, December 2026): the light
 install's is notebook 06's on the kit's IR, the full install's notebook 08 quantizing SAM 2.1's encoder (the
@@ -57,7 +64,7 @@ def install_kind() -> str:
 
 
 def requirements_file(kind: str) -> str:
-    return "requirements.txt" if kind == "full" else "requirements-light.txt"
+    return INSTALLS[kind][0]
 
 
 def install_command(kind: str) -> str:
