@@ -107,3 +107,66 @@ def test_teaching_guide_run_times_are_the_readmes():
     for number, run_time in readme_run_times().items():
         row = next(line for line in guide.splitlines() if f"](../notebooks/{number}-" in line and line.startswith("|"))
         assert row.rstrip().endswith(f"| {run_time} |"), f"notebook {number}: the guide's run time is not the README's"
+
+
+def exercise_section(path: Path) -> list[dict]:
+    """The cells from "## Exercises" to the summary."""
+    cells = json.loads(path.read_text())["cells"]
+    sources = ["".join(cell["source"]) for cell in cells]
+    start = next(index for index, source in enumerate(sources) if source.startswith("## Exercises"))
+    end = next(index for index, source in enumerate(sources) if source.startswith("## Summary"))
+    return cells[start:end]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_keep_their_answers_folded(path):
+    """Each exercise's answer is under its solution, folded in a <details> block, and nowhere in the list."""
+    section = exercise_section(path)
+    listing = "".join(section[0]["source"])
+    numbers = re.findall(r"^(\d+)\. \*\*", listing, re.M)
+    assert numbers, "no numbered exercises"
+    assert "should see:" not in listing.lower(), "the exercise list gives an answer away"
+    folded = [
+        "".join(cell["source"])
+        for cell in section[1:]
+        if cell["cell_type"] == "markdown" and "<details>" in "".join(cell["source"])
+    ]
+    answered = set()
+    for text in folded:
+        label = re.match(r"\*\*Exercises? ([\d a-z]+)\.\*\*", text)
+        assert label and "<summary>What you should see</summary>" in text and "</details>" in text, text[:80]
+        first, *rest = re.findall(r"\d+", label.group(1))
+        last = rest[-1] if rest else first
+        answered |= {str(number) for number in range(int(first), int(last) + 1)}
+    assert answered == set(numbers), f"exercises without a folded answer: {sorted(set(numbers) - answered)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_write_code_exercises_have_hidden_solutions_that_pass_their_self_check(path):
+    """A (code) exercise names its self-check; its solution cell is collapsed and asserts that check (CI runs it)."""
+    section = exercise_section(path)
+    listing = "".join(section[0]["source"])
+    items = re.split(r"^(?=\d+\. \*\*)", listing, flags=re.M)
+    code_items = {item.split(".")[0]: item for item in items if re.match(r"\d+\. \*\*[^*]+\*\* \(code\)", item)}
+    assert code_items, "no exercise writes code"
+    for number, item in code_items.items():
+        label = next(
+            index for index, cell in enumerate(section) if "".join(cell["source"]).startswith(f"**Exercise {number}.**")
+        )
+        solution = section[label + 1]
+        assert solution["cell_type"] == "code", f"exercise {number} has no solution cell"
+        assert solution["metadata"].get("jupyter", {}).get("source_hidden"), (
+            f"exercise {number}'s solution is not collapsed"
+        )
+        assert "solution" in solution["metadata"].get("tags", [])
+        checks = re.findall(r"`(check_\w+)\(", item)
+        assert checks, f"exercise {number} names no self-check"
+        assert f"assert {checks[0]}(" in "".join(solution["source"]), f"exercise {number}'s solution skips {checks[0]}"
+
+
+def test_every_self_check_is_used_by_a_notebook():
+    from utils import exercises
+
+    text = "".join(path.read_text() for path in NOTEBOOKS)
+    unused = [name for name in dir(exercises) if name.startswith("check_") and f"assert {name}(" not in text]
+    assert not unused, f"self-checks no notebook calls: {unused}"

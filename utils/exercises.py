@@ -1,0 +1,237 @@
+"""Self-checks for the notebooks' write-code exercises: call one with your answer; it prints pass, or what is off.
+
+Each check works the answer out itself with the series' own functions, compares, and returns True on a pass, so a
+solution cell can ``assert`` it (CI runs every solution that way). A check never shows the solution: its messages
+say what differs and where to look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+PASS, NOT_YET = "Pass:", "Not yet:"
+
+
+def _verdict(problems: list[str], success: str) -> bool:
+    """Print the first problem (one at a time, as a teacher would say it) or the success line; True on success."""
+    print(f"{NOT_YET} {problems[0]}" if problems else f"{PASS} {success}")
+    return not problems
+
+
+def check_dynamic_sizes(outputs: Sequence, prompts: int = 3) -> bool:
+    """01, exercise 1: the raw decoder's outputs for ``prompts`` prompts of one point each."""
+    masks, ious = (np.asarray(output) for output in list(outputs)[:2])
+    want_masks, want_ious = (prompts, 4, 256, 256), (prompts, 4)
+    problems = []
+    if masks.shape[:1] == (1,) and prompts > 1:
+        problems.append(f"the outputs hold one prompt, {masks.shape}: stack the {prompts} prompts along the first axis")
+    elif masks.shape != want_masks:
+        problems.append(f"masks have shape {masks.shape}; the decoder gives 4 candidates of 256x256 logits per prompt")
+    elif ious.shape != want_ious:
+        problems.append(f"IoUs have shape {ious.shape}: one predicted IoU per candidate and prompt")
+    return _verdict(problems, f"masks {masks.shape} and IoUs {ious.shape}: the open sizes followed the input")
+
+
+def check_weights_on_disk(fp16_bin: str | Path, f32_bin: str | Path) -> bool:
+    """01, exercise 2: the decoder's weights saved with and without FP16 compression."""
+    fp16_size, f32_size = Path(fp16_bin).stat().st_size, Path(f32_bin).stat().st_size
+    ratio = f32_size / fp16_size
+    problems = []
+    if ratio < 1:
+        problems.append(f"the first file is the larger ({fp16_size} against {f32_size} bytes): pass the FP16 one first")
+    elif ratio < 1.5:
+        problems.append(f"a ratio of {ratio:.2f}: was the second one saved with compress_to_fp16=False?")
+    return _verdict(problems, f"f32 takes {ratio:.2f}x the bytes of FP16")
+
+
+def check_mask_iou(mask_iou: Callable[[np.ndarray, np.ndarray], float]) -> bool:
+    """02, exercise 1: your ``mask_iou(a, b)`` against the series' on nested, disjoint, partial and empty masks."""
+    from utils.accuracy import mask_iou as reference
+
+    rng = np.random.default_rng(0)
+    whole = np.zeros((40, 60), bool)
+    whole[5:35, 10:50] = True
+    part = whole.copy()
+    part[5:20] = False
+    cases = {
+        "a mask and a part of it": (whole, part),
+        "two random masks": (rng.random((40, 60)) > 0.5, rng.random((40, 60)) > 0.3),
+        "two masks that do not touch": (whole, ~whole),
+        "a mask and itself": (part, part),
+        "two empty masks": (np.zeros((40, 60), bool), np.zeros((40, 60), bool)),
+    }
+    problems = []
+    for name, (a, b) in cases.items():
+        try:
+            yours = float(mask_iou(a, b))
+        except Exception as error:  # noqa: BLE001 - the learner's code may fail in any way: say how
+            problems.append(f"on {name} it raised {type(error).__name__}: {error}")
+            continue
+        if not np.isclose(yours, reference(a, b)):
+            problems.append(
+                f"on {name} it gives {yours:.4f}, where the shared pixels over the covered ones give "
+                f"{reference(a, b):.4f}"
+            )
+    return _verdict(problems, f"your mask_iou agrees on {len(cases)} cases, two empty masks included")
+
+
+def check_refinement(
+    predictor, scores: Sequence[float], start=(500, 375), extra_points=((600, 400), (700, 450), (800, 500))
+) -> bool:
+    """02, exercise 2: each round's score from the click-then-refine loop, run again here to compare."""
+    points, logits, expected = [list(start)], None, []
+    for point in extra_points:
+        points.append(list(point))
+        _, round_scores, logits = predictor.predict(
+            point_coords=np.array(points), point_labels=np.ones(len(points)), mask_input=logits, multimask_output=False
+        )
+        expected.append(float(round_scores[0]))
+    problems = []
+    if len(scores) != len(expected):
+        problems.append(f"{len(scores)} scores for {len(expected)} rounds: one score per round")
+    else:
+        for number, (yours, want) in enumerate(zip(scores, expected), start=1):
+            if not np.isclose(float(np.ravel(yours)[0]), want, atol=1e-3):
+                problems.append(
+                    f"round {number}'s score differs: each round adds one point to the earlier ones and "
+                    f"passes the last round's low-resolution logits (predict's third output) as mask_input, "
+                    f"with multimask_output=False"
+                )
+                break
+    return _verdict(problems, f"the {len(expected)} rounds give the same scores")
+
+
+def check_without_padding(decoder_inputs: Mapping[str, np.ndarray]) -> bool:
+    """02, exercise 4: decoder inputs with the click alone, no padding point."""
+    coords, labels = np.asarray(decoder_inputs["point_coords"]), np.asarray(decoder_inputs["point_labels"])
+    problems = []
+    if -1 in labels:
+        problems.append(f"labels {labels.tolist()}: the prompt still holds the padding point (label -1)")
+    elif coords.shape != (1, 1, 2) or labels.ravel().tolist() != [1]:
+        problems.append(f"point_coords {coords.shape}, labels {labels.tolist()}: one prompt of one foreground point")
+    return _verdict(problems, "the click alone, labelled 1")
+
+
+def check_box_and_point_inputs(decoder_inputs: Mapping[str, np.ndarray], point, box, image_shape) -> bool:
+    """03, exercise 2: the decoder inputs for one negative point and a box, built by hand."""
+    from utils.transforms import apply_boxes, apply_coords
+
+    coords = np.asarray(decoder_inputs["point_coords"])
+    labels = np.asarray(decoder_inputs["point_labels"])
+    corners = apply_boxes(np.asarray(box, np.float32)[None], image_shape[:2]).reshape(2, 2)
+    expected = np.concatenate([apply_coords(np.asarray(point, np.float32).reshape(1, 2), image_shape[:2]), corners])
+    problems = []
+    if labels.ravel().tolist() != [0, 2, 3]:
+        problems.append(
+            f"labels {labels.ravel().tolist()}: a background point is 0, a box's corners are 2 and 3, and "
+            "with a box there is no padding point (-1)"
+        )
+    elif coords.shape != (1, 3, 2):
+        problems.append(f"point_coords has shape {coords.shape}: one prompt (the first axis) of three points")
+    elif not np.allclose(coords[0], expected, atol=0.5):
+        problems.append(
+            "the coordinates are not in the 1024 frame: map the point with apply_coords and the box "
+            "with apply_boxes, point first, then the corners"
+        )
+    return _verdict(problems, "one prompt: the point, then the box's corners, labels 0, 2, 3")
+
+
+def check_undo(widget, first_point) -> bool:
+    """04, exercise 1: the widget's prompts after two points and an undo."""
+    problems = []
+    if [list(map(float, point)) for point in widget.points] != [list(map(float, first_point))]:
+        problems.append(f"widget.points is {widget.points}: after two points and one undo, only the first is left")
+    elif list(widget.labels) != [1]:
+        problems.append(f"widget.labels is {widget.labels}: the first point was a foreground point (label 1)")
+    return _verdict(problems, "undo took back the last point only")
+
+
+def check_click_latency(widget_ms: float, predict_ms: float) -> bool:
+    """04, exercise 2: the widget's milliseconds per click against one ``predict``."""
+    problems = []
+    if min(widget_ms, predict_ms) <= 0:
+        problems.append("a time is not positive: take time.perf_counter() before and after")
+    elif widget_ms > 5 * predict_ms:
+        problems.append(
+            f"{widget_ms:.0f} ms per click against {predict_ms:.0f} ms: is that the time of every click "
+            "together? divide by the number of clicks"
+        )
+    return _verdict(problems, f"{widget_ms:.0f} ms per click in the widget, {predict_ms:.0f} ms for one predict")
+
+
+def check_largest_masks(largest: Sequence[Mapping], anns: Sequence[Mapping], count: int = 10) -> bool:
+    """05, exercise 1: the ``count`` records with the largest area, largest first."""
+    want = sorted((record["area"] for record in anns), reverse=True)[:count]
+    yours = [record["area"] for record in largest]
+    problems = []
+    if len(yours) != len(want):
+        problems.append(f"{len(yours)} records: keep the {len(want)} largest")
+    elif yours != want:
+        problems.append("these are not the largest areas, largest first: sort on 'area' with reverse=True")
+    elif any(record["area"] != np.count_nonzero(record["segmentation"]) for record in largest):
+        problems.append("an 'area' differs from its segmentation's pixel count")
+    return _verdict(problems, f"the {len(want)} largest masks, from {yours[0]} pixels down to {yours[-1]}")
+
+
+def check_asymmetric_quantization(quantize: Callable, dequantize: Callable) -> bool:
+    """06, exercise 1: ``quantize(x) -> (q, scale, zero_point)`` and ``dequantize(q, scale, zero_point)``."""
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.normal(0.5, 1.0, (64, 64)), -0.17).astype(np.float32)  # like a GELU's output: above -0.17
+    q, scale, zero_point = quantize(x)
+    q = np.asarray(q)
+    error = np.abs(dequantize(q, scale, zero_point) - x).max()
+    problems = []
+    if q.dtype != np.uint8:
+        problems.append(f"q is {q.dtype}: asymmetric INT8 stores uint8, 0 to 255")
+    elif not np.isclose(scale, (x.max() - x.min()) / 255, rtol=1e-3):
+        problems.append(f"scale {scale:.3g}: the range (max - min) over the 255 steps between 256 levels")
+    elif error > scale / 2 * 1.001:
+        problems.append(
+            f"the round trip is off by {error:.3g}, more than half a step ({scale / 2:.3g}): check the "
+            "zero point's sign and that dequantize subtracts it before scaling"
+        )
+    return _verdict(problems, f"every error within half a step ({error:.2e} <= {scale / 2:.2e})")
+
+
+def check_one_scale_error(w: np.ndarray, relative_error: float) -> bool:
+    """06, exercise 2: the relative error of ``w``'s INT8 round trip with one scale for the whole matrix."""
+    scale = np.abs(w).max() / 127
+    want = np.linalg.norm(np.clip(np.round(w / scale), -127, 127) * scale - w) / np.linalg.norm(w)
+    problems = []
+    if not np.isclose(relative_error, want, rtol=1e-3):
+        problems.append(
+            f"{relative_error:.3e}, where one scale gives another: use scale = np.abs(w).max() / 127 "
+            "(one number), and the norm of the difference over the norm of w"
+        )
+    return _verdict(problems, f"one scale for the matrix: relative error {want:.2e}")
+
+
+def check_per_prompt_times(per_prompt_ms: Mapping[int, float], batches: Sequence[int] = (1, 4, 16)) -> bool:
+    """07, exercise 1: milliseconds per prompt at each batch size."""
+    problems = []
+    if sorted(per_prompt_ms) != sorted(batches):
+        problems.append(f"batch sizes {sorted(per_prompt_ms)}: time {list(batches)}")
+    elif min(per_prompt_ms.values()) <= 0:
+        problems.append("a time is not positive")
+    elif per_prompt_ms[max(batches)] / per_prompt_ms[min(batches)] > max(batches) / 2:
+        problems.append("the largest batch's figure grows with the batch: divide each call's time by its batch size")
+    return _verdict(
+        problems, ", ".join(f"batch {b}: {ms:.1f} ms per prompt" for b, ms in sorted(per_prompt_ms.items()))
+    )
+
+
+def check_single_mask_choice(best: int, outputs: Mapping[str, np.ndarray]) -> bool:
+    """08, exercise 1: which of the decoder's four outputs SAM 2 keeps for ``multimask_output=False``."""
+    logits = np.asarray(outputs["masks"])[0, 0]
+    stability = (logits > 0.05).sum() / max((logits > -0.05).sum(), 1)
+    want = 0 if stability >= 0.98 else 1 + int(np.argmax(np.asarray(outputs["iou_predictions"])[0, 1:]))
+    problems = []
+    if int(best) != want:
+        problems.append(
+            f"output {best}, where the rule picks another: output 0's stability is {stability:.3f}; below "
+            "0.98 the choice is among outputs 1 to 3, by predicted IoU"
+        )
+    return _verdict(problems, f"output {want} (output 0's stability {stability:.3f})")
