@@ -84,29 +84,36 @@ def test_name_title_and_parameters(path):
     assert any(re.search(r"^MODEL_TYPE = ", source, re.M) for source in sources), "no parameters cell"
 
 
-def readme_run_times() -> dict[str, str]:
-    """The README's table of notebooks: notebook number -> its run-time cell, the one place run times are written."""
-    readme = (ROOT / "README.md").read_text()
-    rows = re.findall(r"^\| \[(\d\d)-[a-z0-9-]+\]\(notebooks/[^)]+\)[^|]*\|[^|]*\| (.+) \|$", readme, re.M)
-    return dict(rows)
+def test_run_times_are_the_measured_tables():
+    """The README's table, each header and the guide give each notebook's run time and peak memory as
+    tools.notebook_times renders docs/notebook-times.json, which has every notebook on the laptop case (AVX2)."""
+    from tools.notebook_times import load_table, stale_files
+
+    table = load_table()
+    assert sorted(table["avx2"]["ir_made"]) == [path.name[:2] for path in NOTEBOOKS]
+    assert not stale_files(table), "run: python -m tools.notebook_times write"
 
 
-def test_the_readme_gives_every_notebook_a_run_time():
-    assert sorted(readme_run_times()) == [path.name[:2] for path in NOTEBOOKS]
+def test_a_changed_figure_makes_every_text_stale():
+    from tools.notebook_times import GUIDE, README, load_table, run_time_phrase, stale_files
+
+    table = load_table()
+    table["avx2"]["ir_made"]["02"] = {"seconds": 4321.0, "peak_mib": 9999}
+    assert "72.0 min on AVX2 (peak 9.8 GiB)" in run_time_phrase(table, "02")
+    stale = stale_files(table)
+    assert {README, GUIDE, ROOT / "notebooks" / NOTEBOOKS[1].name} == set(stale)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_header_run_time_is_the_readmes(path):
-    header = "".join(json.loads(path.read_text())["cells"][0]["source"])
-    assert f"**Run time:** {readme_run_times()[path.name[:2]]};" in header, "header and README disagree on run time"
+def test_run_time_phrase_adds_what_the_first_run_converts():
+    from tools.notebook_times import run_time_phrase
 
-
-def test_teaching_guide_run_times_are_the_readmes():
-    """docs/teaching.md's plan quotes each notebook's run time as the README's table gives it."""
-    guide = (ROOT / "docs" / "teaching.md").read_text()
-    for number, run_time in readme_run_times().items():
-        row = next(line for line in guide.splitlines() if f"](../notebooks/{number}-" in line and line.startswith("|"))
-        assert row.rstrip().endswith(f"| {run_time} |"), f"notebook {number}: the guide's run time is not the README's"
+    table = {
+        "avx2": {"ir_made": {"01": {"seconds": 50, "peak_mib": 2048}}, "first_time": {"01": {"seconds": 140}}},
+        "bf16": {"ir_made": {}},
+    }
+    assert run_time_phrase(table, "01") == (
+        "50 s on AVX2 (peak 2.0 GiB), not measured on bf16; converting the first time adds 1.5 min on AVX2"
+    )
 
 
 def exercise_section(path: Path) -> list[dict]:

@@ -72,3 +72,23 @@ def test_embed_image_names_a_missing_or_unreadable_file(synthetic_ir, tmp_path):
     cv2.imwrite(str(image_path), make_test_images()["tiny"][:, :, ::-1])
     image = embed_image(predictor, image_path)
     assert image.shape == (65, 97, 3) and predictor.is_image_set
+
+
+def test_attention_by_hand_weights_a_mix_of_values():
+    from utils.viz import attention_by_hand
+
+    tokens = np.random.default_rng(0).normal(size=(20, 3))
+    weights, output = attention_by_hand(tokens, query_index=7)
+    assert np.isclose(weights.sum(), 1) and weights.argmax() == 7  # a token matches its own key best
+    np.testing.assert_allclose(output, weights @ tokens)
+    sharper, _ = attention_by_hand(tokens, query_index=7, temperature=0.01)
+    assert sharper[7] > weights[7]
+
+
+def test_attention_primer_draws_the_query_its_weights_and_the_mix():
+    from utils.viz import show_attention_primer
+
+    figure = show_attention_primer(make_test_images()["landscape"], np.array([500, 375]), grid=8)
+    assert "64 tokens" in figure.axes[0].get_title()
+    assert figure.axes[1].images[0].get_array().shape == (8, 8)
+    plt.close(figure)

@@ -60,15 +60,13 @@ def cpu_class() -> str:
     raise SystemExit(f"this machine computes in {precision} on {platform.machine()}: the texts have no column for it")
 
 
-def learner_environment() -> dict[str, str]:
-    """This process's environment with the settings a learner's run has, and random weights (see the docstring)."""
-    env = dict(os.environ)
-    for name in ("SAM_OV_BENCHMARK_ROWS", "PYTEST_ADDOPTS"):
-        env.pop(name, None)
-    env.setdefault("SAM_RANDOM_WEIGHTS_SEED", "0")
-    env["SAM_OV_SKIP_GRADIO_LAUNCH"] = "1"  # nothing would ever stop the server; building the app is what is timed
-    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    return env
+def use_learner_environment() -> None:
+    """Give this process (and so the kernels it starts) the settings of a learner's run, with random weights."""
+    for name in ("SAM_OV_BENCHMARK_ROWS", "PYTEST_ADDOPTS"):  # the test suite's shortcuts
+        os.environ.pop(name, None)
+    os.environ.setdefault("SAM_RANDOM_WEIGHTS_SEED", "0")
+    os.environ["SAM_OV_SKIP_GRADIO_LAUNCH"] = "1"  # nothing would ever stop the server; building the app is timed
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 
 def run_notebook(path: Path) -> dict:
@@ -81,7 +79,7 @@ def run_notebook(path: Path) -> dict:
     client = NotebookClient(
         notebook, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
-    os.environ.update(learner_environment())  # the kernel inherits this process's environment
+    use_learner_environment()  # the kernel inherits this process's environment
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
@@ -138,9 +136,9 @@ def load_table() -> dict:
 
 
 def save_table(table: dict) -> None:
-    from utils.atomic import atomic_write_text
+    from utils.atomic import write_text_atomically
 
-    atomic_write_text(TABLE, json.dumps(table, indent=2, sort_keys=True) + "\n")
+    write_text_atomically(TABLE, json.dumps(table, indent=2, sort_keys=True) + "\n")
 
 
 def _minutes(seconds: float) -> str:
@@ -160,7 +158,7 @@ def run_time_phrase(table: dict, number: str) -> str:
         if first and first["seconds"] - figures["seconds"] >= 10:
             first_time.append(f"{_minutes(first['seconds'] - figures['seconds'])} on {name}")
     phrase = ", ".join(parts)
-    return phrase + (f"; the first run adds {' and '.join(first_time)} of conversion" if first_time else "")
+    return phrase + (f"; converting the first time adds {' and '.join(first_time)}" if first_time else "")
 
 
 def measured_how(table: dict) -> str:

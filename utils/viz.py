@@ -142,6 +142,51 @@ def show_preprocessing(image: np.ndarray, point: np.ndarray) -> plt.Figure:
     return figure
 
 
+def attention_by_hand(tokens: np.ndarray, query_index: int, temperature: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Attention for one query, written out: ``(weights, output)`` for ``tokens`` [N, D].
+
+    Here a token is its own query, key and value, L2-normalised (a transformer learns three projections for
+    them instead); the scores are the query's dot products with every key over ``temperature`` (1/sqrt(D) in
+    a transformer), the weights their softmax, and the output the weights' mix of the values."""
+    unit = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-8)
+    scores = unit @ unit[query_index] / temperature
+    weights = np.exp(scores - scores.max())
+    weights /= weights.sum()
+    return weights, weights @ tokens
+
+
+def show_attention_primer(image: np.ndarray, point: np.ndarray, grid: int = 16) -> plt.Figure:
+    """Tokens and attention on a photo: the photo cut into ``grid`` x ``grid`` patch tokens (each its mean colour,
+    centred), the token under ``point`` as the query, its attention weights over every token, and the mix."""
+    import cv2
+
+    from utils.transforms import to_rgb_uint8
+
+    image = to_rgb_uint8(image)
+    patches = cv2.resize(image, (grid, grid), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    tokens = (patches - patches.reshape(-1, 3).mean(axis=0)).reshape(-1, 3)
+    column = min(int(point[0] * grid / image.shape[1]), grid - 1)
+    row = min(int(point[1] * grid / image.shape[0]), grid - 1)
+    weights, output = attention_by_hand(tokens, row * grid + column)
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    axes[0].imshow(patches)
+    axes[0].add_patch(plt.Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    axes[0].set_title(f"{grid * grid} tokens, one per patch (its mean colour);\nthe query: the patch under the click")
+    shown = axes[1].imshow(weights.reshape(grid, grid), cmap="magma")
+    figure.colorbar(shown, ax=axes[1], fraction=0.046)
+    axes[1].set_title("the query's weights: softmax of its dot product\nwith every key (they sum to 1)")
+    mean = patches.reshape(-1, 3).mean(axis=0)
+    swatches = np.stack([patches[row, column], np.clip(output + mean, 0, 1)])[None]
+    axes[2].imshow(swatches)
+    axes[2].set_xticks([0, 1], ["the query's value", "its update: the\nweighted mix of values"])
+    axes[2].set_yticks([])
+    axes[2].set_title("the output replaces the token")
+    for ax in axes[:2]:
+        ax.axis("off")
+    figure.tight_layout()
+    return figure
+
+
 def _sam1_frame(resized: np.ndarray) -> np.ndarray:
     """SAM 1's 1024x1024 encoder frame for display: the resized image top left, the rest the mean colour, as the
     encoder pads it (in uint8, before normalisation)."""
