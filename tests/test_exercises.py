@@ -121,6 +121,8 @@ def test_largest_masks(capsys):
     verdict(capsys, True, "from 15 pixels down to 6")
     assert not exercises.check_largest_masks(sorted(anns, key=lambda record: record["area"])[:10], anns)
     verdict(capsys, False, "reverse=True")
+    assert exercises.check_largest_masks([], [])  # random weights may leave no mask at all
+    verdict(capsys, True, "none: the generator kept no mask")
     wrong_area = [dict(record) for record in largest]
     wrong_area[0]["segmentation"] = np.zeros((20, 20), bool)
     assert not exercises.check_largest_masks(wrong_area, anns)

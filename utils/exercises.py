@@ -173,7 +173,8 @@ def check_largest_masks(largest: Sequence[Mapping], anns: Sequence[Mapping], cou
         problems.append("these are not the largest areas, largest first: sort on 'area' with reverse=True")
     elif any(record["area"] != np.count_nonzero(record["segmentation"]) for record in largest):
         problems.append("an 'area' differs from its segmentation's pixel count")
-    return _verdict(problems, f"the {len(want)} largest masks, from {yours[0]} pixels down to {yours[-1]}")
+    sizes = f"from {yours[0]} pixels down to {yours[-1]}" if yours else "none: the generator kept no mask"
+    return _verdict(problems, f"the {len(want)} largest masks, {sizes}")
 
 
 def check_asymmetric_quantization(quantize: Callable, dequantize: Callable) -> bool:
