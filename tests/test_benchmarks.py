@@ -381,3 +381,30 @@ def test_profile_counts_int8_linear_layers_as_linear():
     layer_ms = {"FullyConnected": 30.0, "FullyConnectedQuantizedLegacy": 20.0, "Subgraph": 50.0}
     line = work_line({"linear": 10.0, "attention": 5.0}, layer_ms)
     assert "linear layers 10.0 GMAC in 50 ms" in line and "everything else 5.0 GMAC in 50 ms, 100 GMAC/s" in line
+
+
+def test_label_throughput_times_the_plain_loop_and_the_runner_on_the_same_images(tmp_path):
+    from benchmarks import label_throughput
+
+    result = label_throughput.main(
+        [
+            "--model-type",
+            "vit_tiny",
+            "--models-dir",
+            str(tmp_path / "models"),
+            "--copies",
+            "1",
+            "--points-per-side",
+            "2",
+            "--workers",
+            "2",
+            "--output",
+            str(tmp_path / "label.json"),
+        ]
+    )
+    assert set(result["rows"]) == {"plain", "2"}
+    assert all(
+        row["images"] == result["images"] == len(label_throughput.DEFAULT_IMAGES) for row in result["rows"].values()
+    )
+    assert "| runner, 2 worker(s) |" in label_throughput.markdown(result)
+    assert json.loads((tmp_path / "label.json").read_text())["rows"]["2"]["seconds"] > 0
