@@ -112,7 +112,7 @@ def test_run_time_phrase_adds_what_the_first_run_converts():
         "bf16": {"ir_made": {}},
     }
     assert run_time_phrase(table, "01") == (
-        "50 s on AVX2 (peak 2.0 GiB), not measured on bf16; converting the first time adds 1.5 min on AVX2"
+        "50 s on AVX2 (peak 2.0 GiB), not measured on bf16; the first run, which makes the IR, adds 1.5 min on AVX2"
     )
 
 
@@ -177,3 +177,19 @@ def test_every_self_check_is_used_by_a_notebook():
     text = "".join(path.read_text() for path in NOTEBOOKS)
     unused = [name for name in dir(exercises) if name.startswith("check_") and f"assert {name}(" not in text]
     assert not unused, f"self-checks no notebook calls: {unused}"
+
+
+def test_run_notebook_gives_the_time_and_the_kernels_peak(tmp_path):
+    """What `measure` records for one notebook: its time and its kernel's peak memory (here 400 MB of ones)."""
+    import nbformat
+
+    from tools.notebook_times import run_notebook
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("import numpy as np\nones = np.ones(50_000_000)\nones.sum()")]
+    path = tmp_path / "big.ipynb"
+    nbformat.write(notebook, path)
+    before = path.read_text()
+    figures = run_notebook(path)
+    assert figures["peak_mib"] >= 380 and 0 < figures["longest_cell_seconds"] <= figures["seconds"]
+    assert path.read_text() == before, "measuring changed the notebook"

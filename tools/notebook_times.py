@@ -103,6 +103,23 @@ def _cell_seconds(cell) -> float:
     ).total_seconds()
 
 
+def cpu_label(description: dict) -> str:
+    """The CPU in a few words: name, widest vector ISA, cores and any oneDNN cap (`utils.precision.cpu_description`)."""
+    isa = description["isa"]
+    widest = next(
+        (
+            name
+            for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"))
+            if isa.get(flag)
+        ),
+        "AVX2",
+    )
+    cap = description["onednn_isa_cap"]
+    return f"{description['cpu']} with {widest}, {os.cpu_count()} cores" + (
+        f", under the cap ONEDNN_MAX_CPU_ISA={cap}" if cap else ""
+    )
+
+
 def measure(paths: list[Path], state: str) -> dict:
     """Run ``paths`` in order and merge their figures into `TABLE` under this CPU's class and ``state``."""
     from tqdm import tqdm
@@ -115,11 +132,7 @@ def measure(paths: list[Path], state: str) -> dict:
     for path in tqdm(paths, desc=f"notebooks on {cpu}", unit="notebook"):
         figures = run_notebook(path)
         table.setdefault(cpu, {}).setdefault(state, {})[path.name[:2]] = figures
-        table[cpu]["cpu"] = f"{description['cpu']}, {os.cpu_count()} cores" + (
-            f", under the cap ONEDNN_MAX_CPU_ISA={description['onednn_isa_cap']}"
-            if description["onednn_isa_cap"]
-            else ""
-        )
+        table[cpu]["cpu"] = cpu_label(description)
         table[cpu]["measured"] = f"{datetime.date.today():%B %Y}, at {_commit()}"
         tqdm.write(f"{path.name}: {figures}")
         save_table(table)
@@ -158,7 +171,7 @@ def run_time_phrase(table: dict, number: str) -> str:
         if first and first["seconds"] - figures["seconds"] >= 10:
             first_time.append(f"{_minutes(first['seconds'] - figures['seconds'])} on {name}")
     phrase = ", ".join(parts)
-    return phrase + (f"; converting the first time adds {' and '.join(first_time)}" if first_time else "")
+    return phrase + (f"; the first run, which makes the IR, adds {' and '.join(first_time)}" if first_time else "")
 
 
 def measured_how(table: dict) -> str:
