@@ -120,7 +120,7 @@ def test_largest_masks(capsys):
     assert exercises.check_largest_masks(largest, anns)
     verdict(capsys, True, "from 15 pixels down to 6")
     assert not exercises.check_largest_masks(sorted(anns, key=lambda record: record["area"])[:10], anns)
-    verdict(capsys, False, "reverse=True")
+    verdict(capsys, False, "in which order")
     assert exercises.check_largest_masks([], [])  # random weights may leave no mask at all
     verdict(capsys, True, "none: the generator kept no mask")
     wrong_area = [dict(record) for record in largest]

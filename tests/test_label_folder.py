@@ -176,6 +176,9 @@ def test_boxes_become_one_mask_each_with_their_category(images_dir, tmp_path, mo
         assert np.array_equal(coco.annToMask(annotation).astype(bool), mask)
     reasons = sorted(failure["reason"] for failure in summary.failures)
     assert "outside the 450x300 image" in reasons[0] and "not in the folder" in reasons[1]
+    run(images_dir, out, models_dir, boxes=boxes, polygons=True, workers=1)  # resumed: truck.jpg is done
+    kept = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert sorted(failure.get("box_id") or 0 for failure in kept) == [0, 3], "a finished image's box failure was lost"
     polygons = COCO(str(out / "coco_polygons.json"))
     with_polygons = {annotation["source_annotation_id"] for annotation in polygons.loadAnns(polygons.getAnnIds())}
     assert {box for box, mask in ((1, masks[0, 0]), (2, masks[1, 0])) if mask.sum() >= 100} <= with_polygons
@@ -208,8 +211,23 @@ def test_a_worker_that_dies_is_replaced_and_its_images_done_again(images_dir, tm
 
     lf.run_local(job, tasks, lf.prepare_ir(job.model_type, job.models_dir), 2, report)
     assert killed and not [result for _, result in results if "error" in result]
-    assert len(results) >= len(tasks), "an image in flight on the killed worker was lost"
-    assert {name for name, _ in results} == {"truck.jpg", "portrait.png"}
+    assert len(results) == len(tasks), "an image in flight on the killed worker was lost, or reported twice"
+
+
+def test_a_model_the_workers_cannot_load_stops_the_job_with_the_reason(images_dir, tmp_path, models_dir):
+    job = lf.LabelJob(images_dir, tmp_path / "out", "vit_tiny", models_dir)
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<net>not a model")
+    encoder_xml, decoder_xml = lf.prepare_ir(job.model_type, job.models_dir)
+    tasks, _ = lf.plan_tasks(job, [images_dir / "truck.jpg"])
+    with pytest.raises(lf.JobError, match="a worker could not load the model"):
+        lf.run_local(job, tasks, (broken, decoder_xml), 1, lambda task, result: None)
+
+
+def test_an_image_named_like_the_jobs_own_files_is_refused(images_dir, tmp_path, models_dir):
+    (images_dir / "truck.jpg").rename(images_dir / "coco.jpg")
+    with pytest.raises(lf.JobError, match="coco.jpg would be written to coco.json"):
+        run(images_dir, tmp_path / "out", models_dir)
 
 
 def test_the_command_line_takes_upstreams_option_names(images_dir, tmp_path, models_dir, capsys):

@@ -8,9 +8,10 @@
 `measure` runs each notebook top to bottom in notebooks/ (nbclient, as "Run All" does) with every setting as a
 learner has it: the full benchmark in 07, the gradio app built but not served, random weights
 (``SAM_RANDOM_WEIGHTS_SEED=0``; the real checkpoints cannot be downloaded on the machines that measure). It records
-the time from the first cell's start to the last cell's end and the kernel's peak resident memory, its children
-(conversions run in a process of their own) included, in `TABLE` under the CPU's class: ``avx2`` where OpenVINO
-computes in f32 on x86 (an AVX2 laptop, or a newer CPU under DEVELOPERS.md's AVX2 cap), ``bf16`` where it computes
+the time from starting the kernel to the end of its last cell and the larger of the kernel's peak resident memory
+and that of the largest process it ran to its end (a conversion in a process of its own), in `TABLE` under the
+CPU's class: ``avx2`` where OpenVINO computes in f32 on x86
+(an AVX2 laptop, or a newer CPU under DEVELOPERS.md's AVX2 cap), ``bf16`` where it computes
 in bf16. Run it with the IR made (the state on the day, from a workshop kit); ``--first-time`` in a clone with an
 empty ``models/`` records the runs that convert, and the texts then say what the first run adds.
 
@@ -79,10 +80,15 @@ def run_notebook(path: Path) -> dict:
     client = NotebookClient(
         notebook, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
+    saved = dict(os.environ)
     use_learner_environment()  # the kernel inherits this process's environment
-    start = time.perf_counter()
-    client.execute()
-    seconds = time.perf_counter() - start
+    try:
+        start = time.perf_counter()
+        client.execute()  # the kernel's start, every cell, the probe and the kernel's shutdown: "Run All"
+        seconds = time.perf_counter() - start
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     probe = notebook.cells.pop()
     peak_kib = max(json.loads(probe.outputs[0]["text"]))
     cell_seconds = [_cell_seconds(cell) for cell in notebook.cells if cell.cell_type == "code"]
@@ -182,9 +188,10 @@ def measured_how(table: dict) -> str:
         if cpu in table
     )
     return (
-        "A run time is how long the notebook takes from its first cell to its last with the IR already converted (from "
-        "a workshop kit, or an earlier run), as a learner runs it (07 with every benchmark row), and the peak is its "
-        "kernel's peak resident memory, conversions in their own processes included. Both were measured by "
+        "A run time is how long the notebook takes from starting its kernel to its last cell with the IR already "
+        "converted (from a workshop kit, or an earlier run), as a learner runs it (07 with every benchmark row), and "
+        "the peak is the larger of its kernel's peak resident memory and that of the largest process the kernel ran "
+        "to its end (a conversion). Both were measured by "
         f"`python -m tools.notebook_times measure`, which writes them to `docs/notebook-times.json`: {cpus}. "
         "They are random-weight figures: the same graphs run, so the times and memory of every model hold, but with "
         "real weights the mask generator (05, and the generator cells of 08) keeps many more masks, and its "
@@ -206,9 +213,9 @@ def rendered_files(table: dict) -> dict[Path, str]:
     files = {README: README.read_text(), GUIDE: GUIDE.read_text()}
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         number, phrase = path.name[:2], run_time_phrase(table, path.name[:2])
-        files[README] = _replace(files[README], rf"^(\| \[{number}-[^|]*\|[^|]*\| ).*?( \|)$", phrase, "README.md")
+        files[README] = _replace(files[README], rf"^(\| \[{number}-[^|]*\|[^|]*\| )[^|]*?( \|)$", phrase, "README.md")
         files[GUIDE] = _replace(
-            files[GUIDE], rf"^(\|[^|]*\| \[{number}\]\([^|]*\|[^|]*\| ).*?( \|)$", phrase, "teaching.md"
+            files[GUIDE], rf"^(\|[^|]*\| \[{number}\]\([^|]*\|[^|]*\| )[^|]*?( \|)$", phrase, "teaching.md"
         )
         notebook = nbformat.reads(path.read_text(), as_version=4)
         header = notebook.cells[0].source

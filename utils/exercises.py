@@ -71,10 +71,7 @@ def check_mask_iou(mask_iou: Callable[[np.ndarray, np.ndarray], float]) -> bool:
             problems.append(f"on {name} it raised {type(error).__name__}: {error}")
             continue
         if not np.isclose(yours, reference(a, b)):
-            problems.append(
-                f"on {name} it gives {yours:.4f}, where the shared pixels over the covered ones give "
-                f"{reference(a, b):.4f}"
-            )
+            problems.append(f"on {name} it gives {yours:.4f}: is it the shared pixels over the covered ones?")
     return _verdict(problems, f"your mask_iou agrees on {len(cases)} cases, two empty masks included")
 
 
@@ -170,7 +167,7 @@ def check_largest_masks(largest: Sequence[Mapping], anns: Sequence[Mapping], cou
     if len(yours) != len(want):
         problems.append(f"{len(yours)} records: keep the {len(want)} largest")
     elif yours != want:
-        problems.append("these are not the largest areas, largest first: sort on 'area' with reverse=True")
+        problems.append("these are not the largest areas, largest first: check what you sort on, and in which order")
     elif any(record["area"] != np.count_nonzero(record["segmentation"]) for record in largest):
         problems.append("an 'area' differs from its segmentation's pixel count")
     sizes = f"from {yours[0]} pixels down to {yours[-1]}" if yours else "none: the generator kept no mask"

@@ -140,6 +140,8 @@ def list_images(images_dir: Path) -> list[Path]:
         raise JobError(f"{images_dir.resolve()} is empty: there is nothing to label.")
     stems: dict[str, Path] = {}
     for path in files:
+        if path.suffix.lower() in IMAGE_SUFFIXES and f"{path.stem}.json" in RESERVED:
+            raise JobError(f"{path.name} would be written to {path.stem}.json, the job's own file: rename it.")
         if path.suffix.lower() in IMAGE_SUFFIXES and path.stem in stems:
             raise JobError(f"{stems[path.stem].name} and {path.name} would both be written to {path.stem}.json.")
         stems[path.stem] = path
@@ -194,7 +196,10 @@ def claim_output(job: LabelJob) -> None:
     signature = job.signature()
     recorded_file = job.out_dir / JOB_FILE
     if recorded_file.exists():
-        recorded = json.loads(recorded_file.read_text())
+        try:
+            recorded = json.loads(recorded_file.read_text())
+        except json.JSONDecodeError:
+            raise JobError(f"{recorded_file} is not JSON: this folder was not written by this command.") from None
         differences = [
             f"{key}: {recorded.get(key)!r} there, {signature.get(key)!r} now"
             for key in sorted(recorded.keys() | signature.keys())
@@ -335,15 +340,22 @@ def mask_to_polygons(mask: np.ndarray) -> list[list[float]]:
 
 # ------------------------------------------------------------------ the runner
 _WORKER: Labeller | None = None
+_START_ERROR: str | None = None
 
 
 def _start_worker(job: LabelJob, encoder_xml: Path, decoder_xml: Path, threads: int) -> None:
-    global _WORKER
-    _WORKER = Labeller(job, encoder_xml, decoder_xml, threads)
+    """Compile the IR once per worker; a failure is kept and told to the main process, which stops the job."""
+    global _WORKER, _START_ERROR
+    try:
+        _WORKER = Labeller(job, encoder_xml, decoder_xml, threads)
+    except Exception as error:  # noqa: BLE001 - said in the job's error, with its type
+        _START_ERROR = f"{type(error).__name__}: {error}"
 
 
 def _label_in_worker(task: ImageTask) -> dict:
     """The worker's side: label one image, turning its errors into a failure record (the job goes on)."""
+    if _START_ERROR is not None:
+        return {"file_name": task.path.name, "worker_error": _START_ERROR}
     try:
         return _WORKER.label(task)
     except Exception as error:  # noqa: BLE001 - any image may fail in its own way; the reason is recorded
@@ -353,8 +365,9 @@ def _label_in_worker(task: ImageTask) -> dict:
 def run_local(job: LabelJob, tasks: list[ImageTask], xmls: tuple[Path, Path], workers: int, report) -> None:
     """Label ``tasks`` on ``workers`` processes, each with its share of the cores; ``report(task, result)`` per image.
 
-    A worker that dies (killed, out of memory) breaks the pool: it is started again and the images that were in
-    flight are tried again, up to `WORKER_DEATHS_ALLOWED` deaths each."""
+    A worker that dies (killed, out of memory) breaks the pool: the results already back are reported, the pool is
+    started again, and the images that were in flight are tried again, up to `WORKER_DEATHS_ALLOWED` deaths each (one
+    of them may be the cause). A worker that cannot compile the IR stops the job with a JobError."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     pending, deaths = list(reversed(tasks)), {}
     while pending:
@@ -367,15 +380,23 @@ def run_local(job: LabelJob, tasks: list[ImageTask], xmls: tuple[Path, Path], wo
                         in_flight[pool.submit(_label_in_worker, task)] = task
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in done:
-                        result = future.result()  # before the task leaves in_flight: a broken pool raises here
-                        report(in_flight.pop(future), result)
+                        _report_done(future, in_flight, report)
             except BrokenProcessPool:
+                for future in [future for future in in_flight if future.done() and not future.exception()]:
+                    _report_done(future, in_flight, report)
                 for task in in_flight.values():
                     deaths[id(task)] = deaths.get(id(task), 0) + 1
                     if deaths[id(task)] >= WORKER_DEATHS_ALLOWED:
                         report(task, {"file_name": task.path.name, "error": "its worker process died on it twice"})
                     else:
                         pending.append(task)
+
+
+def _report_done(future, in_flight: dict, report) -> None:
+    result = future.result()  # before the task leaves in_flight: a broken pool raises here
+    if "worker_error" in result:
+        raise JobError(f"a worker could not load the model: {result['worker_error']}")
+    report(in_flight.pop(future), result)
 
 
 def label_folder(
@@ -414,7 +435,7 @@ def label_folder(
     summary = Summary(skipped=len(tasks) - len(to_do))
     tasks = to_do
     failures_file = job.out_dir / FAILURES_FILE
-    failures_file.unlink(missing_ok=True)  # this run retries every earlier failure
+    keep_failures_of_finished_images(job.out_dir, failures_file)  # the others are tried again
     for failure in early_failures:
         _record_failure(summary, failures_file, failure)
     if tasks:
@@ -442,6 +463,19 @@ def label_folder(
     write_coco(job)
     print(summary.line())
     return summary
+
+
+def keep_failures_of_finished_images(out_dir: Path, failures_file: Path) -> None:
+    """Keep the lines about images that are done (their boxes that could not be used); drop the rest, which this
+    run tries again."""
+    if not failures_file.exists():
+        return
+    kept = [
+        line
+        for line in failures_file.read_text().splitlines()
+        if line.strip() and is_done(out_dir, Path(json.loads(line)["file_name"]))
+    ]
+    write_text_atomically(failures_file, "".join(f"{line}\n" for line in kept))
 
 
 def check_options(job: LabelJob) -> None:
