@@ -42,7 +42,7 @@ def worker(row: str, images_dir: Path, out_dir: Path, args_json: str) -> dict:
         job = lf.LabelJob(images_dir, out_dir, settings["model_type"], Path(settings["models_dir"]), **options)
         lf.claim_output(job)
         labeller = lf.Labeller(job, *lf.prepare_ir(job.model_type, job.models_dir))
-        tasks, _ = lf.plan_tasks(job, lf.list_images(images_dir))
+        tasks, _, _ = lf.plan_tasks(job, lf.list_images(images_dir))
         start = time.perf_counter()
         masks = sum(labeller.label(task)["masks"] for task in tasks)
         return {"seconds": time.perf_counter() - start, "images": len(tasks), "masks": masks}

@@ -199,7 +199,7 @@ def test_polygons_outline_each_part_of_a_mask():
 def test_a_worker_that_dies_is_replaced_and_its_images_done_again(images_dir, tmp_path, models_dir):
     job = lf.LabelJob(images_dir, tmp_path / "out", "vit_tiny", models_dir, points_per_side=4)
     lf.claim_output(job)
-    tasks, _ = lf.plan_tasks(job, [images_dir / "truck.jpg", images_dir / "portrait.png"] * 2)
+    tasks, _, _ = lf.plan_tasks(job, [images_dir / "truck.jpg", images_dir / "portrait.png"] * 2)
     results, killed = [], []
 
     def report(task, result):
@@ -219,7 +219,7 @@ def test_a_model_the_workers_cannot_load_stops_the_job_with_the_reason(images_di
     broken = tmp_path / "broken.xml"
     broken.write_text("<net>not a model")
     encoder_xml, decoder_xml = lf.prepare_ir(job.model_type, job.models_dir)
-    tasks, _ = lf.plan_tasks(job, [images_dir / "truck.jpg"])
+    tasks, _, _ = lf.plan_tasks(job, [images_dir / "truck.jpg"])
     with pytest.raises(lf.JobError, match="a worker could not load the model"):
         lf.run_local(job, tasks, (broken, decoder_xml), 1, lambda task, result: None)
 

@@ -47,6 +47,8 @@ from utils.atomic import write_text_atomically
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 JOB_FILE, COCO_FILE, POLYGON_COCO_FILE, FAILURES_FILE = "job.json", "coco.json", "coco_polygons.json", "failures.jsonl"
 RESERVED = {JOB_FILE, COCO_FILE, POLYGON_COCO_FILE}
+DEFAULT_CATEGORIES = [{"id": 1, "name": "object"}]
+"""The one category of "segment everything", and of a boxes file that lists none."""
 FORMAT_VERSION = 1
 """Bumped when the per-image JSON changes: a folder written by another version is another job's."""
 BOX_CHUNK = 16
@@ -153,10 +155,11 @@ def image_id_of(file_name: str) -> int:
     return int.from_bytes(hashlib.blake2b(file_name.encode(), digest_size=6).digest(), "big")
 
 
-def plan_tasks(job: LabelJob, files: list[Path]) -> tuple[list[ImageTask], list[dict]]:
-    """The tasks for ``files`` and the failures known before any image is read (boxes naming no file in the folder)."""
+def plan_tasks(job: LabelJob, files: list[Path]) -> tuple[list[ImageTask], list[dict], list[dict]]:
+    """The tasks for ``files``, the failures known before any image is read (boxes naming no file in the folder) and
+    the COCO categories of the outputs (the boxes file's, read here once)."""
     if job.boxes is None:
-        return [ImageTask(path, image_id_of(path.name)) for path in files], []
+        return [ImageTask(path, image_id_of(path.name)) for path in files], [], DEFAULT_CATEGORIES
     detections = _read_boxes_file(Path(job.boxes))
     by_name = {path.name: path for path in files}
     boxes_of: dict[int, list[dict]] = {}
@@ -170,7 +173,7 @@ def plan_tasks(job: LabelJob, files: list[Path]) -> tuple[list[ImageTask], list[
             )
         elif boxes_of.get(image["id"]):
             tasks.append(ImageTask(by_name[image["file_name"]], image["id"], boxes_of[image["id"]]))
-    return tasks, failures
+    return tasks, failures, detections.get("categories") or DEFAULT_CATEGORIES
 
 
 def _read_boxes_file(path: Path) -> dict:
@@ -429,7 +432,7 @@ def label_folder(
     )
     check_options(job)
     files = list_images(job.images_dir)
-    tasks, early_failures = plan_tasks(job, files)
+    tasks, early_failures, categories = plan_tasks(job, files)
     claim_output(job)
     to_do = [task for task in tasks if not is_done(job.out_dir, task.path)]
     summary = Summary(skipped=len(tasks) - len(to_do))
@@ -460,7 +463,7 @@ def label_folder(
 
             run_local(job, tasks, xmls, workers or os.cpu_count() or 1, report)
         summary.seconds = time.perf_counter() - start
-    write_coco(job)
+    write_coco(job, categories)
     print(summary.line())
     return summary
 
@@ -508,13 +511,9 @@ def _record_failure(summary: Summary, failures_file: Path, failure: dict) -> Non
         stream.write(json.dumps(failure) + "\n")
 
 
-def write_coco(job: LabelJob) -> None:
+def write_coco(job: LabelJob, categories: list[dict]) -> None:
     """Merge every per-image JSON of OUT_DIR into coco.json (and coco_polygons.json under --polygons)."""
     records = [json.loads(path.read_text()) for path in sorted(job.out_dir.glob("*.json")) if path.name not in RESERVED]
-    if job.boxes is None:
-        categories = [{"id": 1, "name": "object"}]
-    else:
-        categories = json.loads(Path(job.boxes).read_text()).get("categories") or [{"id": 1, "name": "object"}]
     images, annotations, polygon_annotations = [], [], []
     for record in records:
         image = record["image"]

@@ -164,7 +164,8 @@ def show_attention_primer(image: np.ndarray, point: np.ndarray, grid: int = 16) 
 
     image = to_rgb_uint8(image)
     patches = cv2.resize(image, (grid, grid), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-    tokens = (patches - patches.reshape(-1, 3).mean(axis=0)).reshape(-1, 3)
+    mean = patches.reshape(-1, 3).mean(axis=0)
+    tokens = (patches - mean).reshape(-1, 3)
     column = min(int(point[0] * grid / image.shape[1]), grid - 1)
     row = min(int(point[1] * grid / image.shape[0]), grid - 1)
     weights, output = attention_by_hand(tokens, row * grid + column)
@@ -175,7 +176,6 @@ def show_attention_primer(image: np.ndarray, point: np.ndarray, grid: int = 16) 
     shown = axes[1].imshow(weights.reshape(grid, grid), cmap="magma")
     figure.colorbar(shown, ax=axes[1], fraction=0.046)
     axes[1].set_title("the query's weights: softmax of its dot product\nwith every key (they sum to 1)")
-    mean = patches.reshape(-1, 3).mean(axis=0)
     swatches = np.stack([patches[row, column], np.clip(output + mean, 0, 1)])[None]
     axes[2].imshow(swatches)
     axes[2].set_xticks([0, 1], ["the query's value", "its update: the\nweighted mix of values"])
