@@ -1,4 +1,4 @@
-"""Shared fixtures: one seeded random vit_b, its f32 IR converted once, and test images.
+"""Shared fixtures: one seeded random vit_b, its f32 IR converted once, test images, and a folder to label.
 
 Parity needs exact arithmetic, so the IR keeps FP32 weights (no FP16 compression)
 and is compiled with ``INFERENCE_PRECISION_HINT=f32``: without the hint, CPUs with
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from tests.helpers import F32, convert_in_own_process, make_test_images
 from utils.checkpoints import load_sam
 from utils.convert import convert_sam
+from utils.label_folder import prepare_ir
 from utils.predictor import OVSamPredictor
 
 
@@ -84,3 +86,24 @@ def close_widgets():
     import ipywidgets
 
     ipywidgets.Widget.close_all()
+
+
+@pytest.fixture(scope="session")
+def label_models_dir(tmp_path_factory) -> Path:
+    """vit_tiny's IR for utils.label_folder, converted once (labelling never converts on a worker)."""
+    models = tmp_path_factory.mktemp("label-models")
+    prepare_ir("vit_tiny", models)
+    return models
+
+
+@pytest.fixture
+def images_dir(tmp_path) -> Path:
+    """A folder to label: two photos, a corrupt JPEG and a text file."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    images = make_test_images()
+    cv2.imwrite(str(folder / "truck.jpg"), cv2.cvtColor(cv2.resize(images["landscape"], (450, 300)), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(folder / "portrait.png"), cv2.cvtColor(images["portrait"][::3, ::3], cv2.COLOR_RGB2BGR))
+    (folder / "broken.jpg").write_bytes((folder / "truck.jpg").read_bytes()[:200])
+    (folder / "notes.txt").write_text("not an image")
+    return folder

@@ -15,7 +15,6 @@ import psutil
 import pytest
 from pycocotools.coco import COCO
 
-from tests.helpers import make_test_images
 from utils import label_folder as lf
 from utils.amg import OVSamAutomaticMaskGenerator
 from utils.predictor import OVSamPredictor
@@ -32,24 +31,8 @@ OPTIONS = {
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    """vit_tiny's IR, converted once for the module (labelling never converts on a worker)."""
-    models = tmp_path_factory.mktemp("models")
-    lf.prepare_ir("vit_tiny", models)
-    return models
-
-
-@pytest.fixture
-def images_dir(tmp_path) -> Path:
-    """Two photos, a corrupt JPEG and a text file."""
-    folder = tmp_path / "images"
-    folder.mkdir()
-    images = make_test_images()
-    cv2.imwrite(str(folder / "truck.jpg"), cv2.cvtColor(cv2.resize(images["landscape"], (450, 300)), cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(folder / "portrait.png"), cv2.cvtColor(images["portrait"][::3, ::3], cv2.COLOR_RGB2BGR))
-    (folder / "broken.jpg").write_bytes((folder / "truck.jpg").read_bytes()[:200])
-    (folder / "notes.txt").write_text("not an image")
-    return folder
+def models_dir(label_models_dir) -> Path:
+    return label_models_dir
 
 
 def run(images_dir, out_dir, models_dir, **options):
@@ -258,3 +241,11 @@ def test_the_command_line_takes_upstreams_option_names(images_dir, tmp_path, mod
     assert json.loads((tmp_path / "out" / "job.json").read_text())["pred_iou_thresh"] == 0.5
     assert lf.main([str(tmp_path / "nowhere"), str(tmp_path / "out2")]) == 2
     assert "No folder of images" in capsys.readouterr().err
+
+
+def test_the_command_line_ray_option_takes_an_optional_address(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(lf, "label_folder", lambda **options: calls.append(options) or lf.Summary(labelled=1))
+    for extra in ([], ["--ray"], ["--ray", "head:6379"]):
+        assert lf.main([str(tmp_path), str(tmp_path / "out"), *extra]) == 0
+    assert [call["ray"] for call in calls] == [None, "", "head:6379"]

@@ -1,6 +1,7 @@
-"""Label a folder of images: SA-1B JSON per image and one COCO file, resumable, on every core of one machine.
+"""Label a folder of images: SA-1B JSON per image and one COCO file, resumable, on every core of one machine or on
+a Ray cluster.
 
-    python -m utils.label_folder IMAGES_DIR OUT_DIR [--model-type T] [--models-dir D] [--workers N]
+    python -m utils.label_folder IMAGES_DIR OUT_DIR [--model-type T] [--models-dir D] [--workers N] [--ray [ADDRESS]]
         [--boxes COCO_JSON] [--polygons] [--int8] [--points-per-side 32] [--pred-iou-thresh X]
         [--stability-score-thresh 0.95] [--crop-n-layers 0] [--min-mask-region-area 0]
 
@@ -22,6 +23,7 @@ What it writes in OUT_DIR, each file atomically (written beside, then renamed), 
 
 The per-image work is one function, `Labeller.label`; the runner here spreads it over worker processes, each
 compiling the IR once with its share of the cores, and a worker that dies is replaced and its images tried again.
+``--ray`` runs the same function on a Ray Data actor pool instead, on a local Ray or a cluster (`run_ray`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -120,6 +123,7 @@ class Summary:
     failed: int = 0
     masks: int = 0
     seconds: float = 0.0
+    first_image_seconds: float = 0.0  # from the start to the first image done: the workers' start-up, and one image
     failures: list[dict] = field(default_factory=list)
 
     def line(self) -> str:
@@ -356,21 +360,29 @@ def _start_worker(job: LabelJob, encoder_xml: Path, decoder_xml: Path, threads: 
 
 
 def _label_in_worker(task: ImageTask) -> dict:
-    """The worker's side: label one image, turning its errors into a failure record (the job goes on)."""
-    if _START_ERROR is not None:
-        return {"file_name": task.path.name, "worker_error": _START_ERROR}
+    """The worker process's side: `label_safely` with the Labeller it compiled on start."""
+    return label_safely(_WORKER, _START_ERROR, task)
+
+
+def label_safely(labeller: Labeller | None, start_error: str | None, task: ImageTask) -> dict:
+    """What every worker (process or Ray actor) does with a task: label it, turning its errors into a failure record
+    (the job goes on); a worker that could not start says why instead."""
+    if start_error is not None:
+        return {"file_name": task.path.name, "worker_error": start_error}
     try:
-        return _WORKER.label(task)
+        return labeller.label(task)
     except Exception as error:  # noqa: BLE001 - any image may fail in its own way; the reason is recorded
         return {"file_name": task.path.name, "error": f"{type(error).__name__}: {error}"}
 
 
-def run_local(job: LabelJob, tasks: list[ImageTask], xmls: tuple[Path, Path], workers: int, report) -> None:
-    """Label ``tasks`` on ``workers`` processes, each with its share of the cores; ``report(task, result)`` per image.
+def run_local(job: LabelJob, tasks: list[ImageTask], xmls: tuple[Path, Path], workers: int | None, report) -> None:
+    """Label ``tasks`` on ``workers`` processes (default: one per core), each with its share of the cores;
+    ``report(task, result)`` per image.
 
     A worker that dies (killed, out of memory) breaks the pool: the results already back are reported, the pool is
     started again, and the images that were in flight are tried again, up to `WORKER_DEATHS_ALLOWED` deaths each (one
     of them may be the cause). A worker that cannot compile the IR stops the job with a JobError."""
+    workers = workers or os.cpu_count() or 1
     threads = max(1, (os.cpu_count() or 1) // workers)
     pending, deaths = list(reversed(tasks)), {}
     while pending:
@@ -411,13 +423,16 @@ def label_folder(
     boxes: str | os.PathLike | None = None,
     polygons: bool = False,
     int8: bool = False,
+    ray: str | bool | None = None,
     show_progress: bool = True,
     **generator_options: Any,
 ) -> Summary:
     """Label every image of ``images_dir`` into ``out_dir`` (see the module's docstring); return what was done.
 
-    ``workers``: processes (default: one per core); ``generator_options``: the mask generator's, under upstream's
-    names (points_per_side, pred_iou_thresh, stability_score_thresh, crop_n_layers, min_mask_region_area)."""
+    ``workers``: processes (default: one per core), or Ray actors; ``ray``: run on Ray (`run_ray`): True or
+    "" for a local Ray (or the cluster ``RAY_ADDRESS`` names), an address to join a cluster; ``generator_options``:
+    the mask generator's, under upstream's names (points_per_side, pred_iou_thresh, stability_score_thresh,
+    crop_n_layers, min_mask_region_area)."""
     from tqdm.auto import tqdm
 
     job = LabelJob(
@@ -431,6 +446,7 @@ def label_folder(
         **generator_options,
     )
     check_options(job)
+    run = run_local if ray in (None, False) else _ray_runner(ray if isinstance(ray, str) and ray else None)
     files = list_images(job.images_dir)
     tasks, early_failures, categories = plan_tasks(job, files)
     claim_output(job)
@@ -447,6 +463,7 @@ def label_folder(
         with tqdm(total=len(tasks), desc="labelling", unit="image", disable=not show_progress) as bar:
 
             def report(task: ImageTask, result: dict) -> None:
+                summary.first_image_seconds = summary.first_image_seconds or time.perf_counter() - start
                 if "error" in result:
                     _record_failure(
                         summary, failures_file, {"file_name": result["file_name"], "reason": result["error"]}
@@ -461,11 +478,24 @@ def label_folder(
                     masks_per_image=f"{summary.masks / max(summary.labelled, 1):.1f}", failed=summary.failed
                 )
 
-            run_local(job, tasks, xmls, workers or os.cpu_count() or 1, report)
+            run(job, tasks, xmls, workers, report)
         summary.seconds = time.perf_counter() - start
     write_coco(job, categories)
     print(summary.line())
     return summary
+
+
+def _ray_runner(address: str | None):
+    """`run_ray` joined to ``address`` (None: a local Ray, or RAY_ADDRESS), or a clear error where Ray is not
+    installed."""
+    try:
+        import ray.data  # noqa: F401 - only asked whether it is there
+    except ImportError:
+        raise JobError(
+            "--ray needs Ray Data, which is not in this install: "
+            "pip install -r requirements.txt -r requirements-ray.txt -c constraints.txt"
+        ) from None
+    return lambda job, tasks, xmls, workers, report: run_ray(job, tasks, xmls, workers, report, address)
 
 
 def keep_failures_of_finished_images(out_dir: Path, failures_file: Path) -> None:
@@ -514,6 +544,7 @@ def _record_failure(summary: Summary, failures_file: Path, failure: dict) -> Non
 def write_coco(job: LabelJob, categories: list[dict]) -> None:
     """Merge every per-image JSON of OUT_DIR into coco.json (and coco_polygons.json under --polygons)."""
     records = [json.loads(path.read_text()) for path in sorted(job.out_dir.glob("*.json")) if path.name not in RESERVED]
+    records = [record for record in records if isinstance(record, dict) and {"image", "annotations"} <= record.keys()]
     images, annotations, polygon_annotations = [], [], []
     for record in records:
         image = record["image"]
@@ -538,6 +569,138 @@ def write_coco(job: LabelJob, categories: list[dict]) -> None:
         write_text_atomically(job.out_dir / POLYGON_COCO_FILE, json.dumps(coco | {"annotations": polygon_annotations}))
 
 
+# ------------------------------------------------------------------ the Ray runner (--ray)
+# The dataset is the job's tasks (paths and boxes, made on the driver with ``from_items``); a pool of actors maps it,
+# one actor per worker, each compiling the IR once and labelling with `_label_in_worker`, the function the worker
+# processes run, so the files are the same byte for byte. What comes back to the driver is a line per image (its
+# mask count or failure), never a mask: the actors write the per-image JSON, so OUT_DIR, the images and the IR must
+# be on a path every node sees (a shared file system), which each actor checks on start. Two traps of small machines
+# are handled: no read task can starve while the actors hold every CPU (there are none: the actors read the images
+# and the dataset is built on the driver), and a container's small /dev/shm (`local_ray_options`). A worker that
+# dies is restarted by Ray and its image tried again (`ACTOR_RESTARTS`, `TASK_RETRIES`).
+OBJECT_STORE_BYTES = 256 * 2**20
+"""The local Ray's object store: the task and result lines take kilobytes; Ray's default takes 30% of the memory."""
+ACTOR_RESTARTS = 4
+"""How often each actor may be restarted after its process died."""
+TASK_RETRIES = WORKER_DEATHS_ALLOWED - 1
+"""How often an image whose actor died is tried again: as often as the one-machine runner does."""
+
+
+def local_ray_options(cpus: int) -> dict:
+    """``ray.init`` options for a local Ray on ``cpus`` cores: no dashboard, and a small object store. Ray's default
+    store takes 30% of the memory, and where ``/dev/shm`` is smaller (a container's is often 64 MB) Ray refuses to
+    start with a store over 10 GB; a small one goes in ``/dev/shm`` or, where that cannot hold it, in the temporary
+    directory, which is slower but holds a line per image with ease."""
+    return {"num_cpus": cpus, "include_dashboard": False, "object_store_memory": OBJECT_STORE_BYTES}
+
+
+def task_row(task: ImageTask) -> dict:
+    """A task as a dataset row (strings and numbers only, which every Ray Data block format holds)."""
+    return {"path": str(task.path), "image_id": task.image_id, "boxes": json.dumps(task.boxes)}
+
+
+def row_task(row: dict) -> ImageTask:
+    return ImageTask(Path(row["path"]), int(row["image_id"]), json.loads(row["boxes"]))
+
+
+class RayWorker:
+    """One actor: checks that this node sees the job's folders and IR, then compiles the IR once (as a local
+    worker does) and labels one task per call."""
+
+    def __init__(self, job: LabelJob, xmls: tuple[Path, Path], threads: int) -> None:
+        self.labeller, self.start_error = None, None
+        missing = unseen_paths(job, xmls)
+        if missing:
+            self.start_error = (
+                f"node {socket.gethostname()} does not see {', '.join(missing)}: the images, OUT_DIR and the IR "
+                "(--models-dir) must be on a path every node of the cluster sees"
+            )
+            return
+        try:
+            self.labeller = Labeller(job, *xmls, threads)
+        except Exception as error:  # noqa: BLE001 - said in the job's error, with its type
+            self.start_error = f"{type(error).__name__}: {error}"
+
+    def __call__(self, row: dict) -> dict:
+        result = label_safely(self.labeller, self.start_error, row_task(row))
+        return {"path": row["path"], "result": json.dumps(result)}
+
+
+def unseen_paths(job: LabelJob, xmls: tuple[Path, Path]) -> list[str]:
+    """What this node cannot see of the job: its images folder, OUT_DIR (the driver wrote job.json there) or the IR.
+    Nothing is converted on a worker: the IR comes from the driver's models folder or the kit, on a shared path."""
+    wanted = [job.images_dir, job.out_dir / JOB_FILE, *xmls, *(Path(xml).with_suffix(".bin") for xml in xmls)]
+    return [str(path) for path in wanted if not path.exists()]
+
+
+def run_ray(
+    job: LabelJob,
+    tasks: list[ImageTask],
+    xmls: tuple[Path, Path],
+    workers: int | None,
+    report,
+    address: str | None = None,
+) -> None:
+    """Label ``tasks`` on a Ray Data actor pool; ``report(task, result)`` per image, as `run_local` does.
+
+    ``address``: a cluster to join; None joins ``RAY_ADDRESS`` when it is set, else starts a local Ray on this
+    machine's cores (and stops it at the end). A Ray this process started already is used as it is: its workers
+    must import ``utils`` (``ray.init(runtime_env=code_for_workers())`` ships it). ``workers``: actors (default:
+    one per CPU of the cluster), each with the cluster's CPUs / workers inference threads."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address or os.environ.get("RAY_ADDRESS"):
+            ray.init(address=address, runtime_env=code_for_workers(), log_to_driver=False)
+        else:
+            ray.init(runtime_env=code_for_workers(), log_to_driver=False, **local_ray_options(os.cpu_count() or 1))
+    # another node's worker runs in another directory: every path it gets is absolute
+    job = dataclasses.replace(
+        job, images_dir=job.images_dir.resolve(), out_dir=job.out_dir.resolve(), models_dir=job.models_dir.resolve()
+    )
+    xmls = tuple(Path(xml).resolve() for xml in xmls)
+    by_path = {str(task.path.resolve()): task for task in tasks}
+    context = ray.data.DataContext.get_current()
+    saved = context.enable_progress_bars, context.max_errored_blocks
+    context.enable_progress_bars = False  # the job's own bar counts images
+    context.max_errored_blocks = -1  # an image whose worker died on every try is a failure; the others go on
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        workers = min(workers or cpus, len(tasks))
+        threads = max(1, cpus // workers)
+        rows = [task_row(task) | {"path": path} for path, task in by_path.items()]
+        results = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
+            RayWorker,
+            fn_constructor_args=(job, xmls, threads),
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=threads,
+            ray_remote_args_fn=retry_limits,
+        )
+        for row in results.iter_rows():
+            result = json.loads(row["result"])
+            if "worker_error" in result:
+                raise JobError(f"a worker could not load the model: {result['worker_error']}")
+            report(by_path.pop(row["path"]), result)
+        for task in by_path.values():  # their blocks errored: the worker died on them every time it was tried
+            report(task, {"file_name": task.path.name, "error": "Ray could not label it: its worker died on every try"})
+    finally:
+        context.enable_progress_bars, context.max_errored_blocks = saved
+        if started_here:
+            ray.shutdown()
+
+
+def retry_limits() -> dict:
+    """The actors' fault tolerance: Ray Data's default retries an image forever, even one that kills its worker.
+    (Ray 2.60 deprecates passing these, which 2.64 removes: requirements-ray.txt stays below it.)"""
+    return {"max_restarts": ACTOR_RESTARTS, "max_task_retries": TASK_RETRIES}
+
+
+def code_for_workers() -> dict:
+    """The runtime environment that ships this package (`utils`) to every worker, wherever it runs."""
+    return {"py_modules": [str(Path(__file__).resolve().parent)]}
+
+
 # ------------------------------------------------------------------ command line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -545,7 +708,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--model-type", default="vit_b")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    parser.add_argument("--workers", type=int, help="worker processes, or Ray actors (default: one per core)")
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run on Ray Data: a local Ray, or the cluster at ADDRESS (or RAY_ADDRESS); needs requirements-ray.txt",
+    )
     parser.add_argument("--boxes", type=Path, help="a COCO detection file: one mask per box, keeping its category")
     parser.add_argument("--polygons", action="store_true", help="polygons besides the RLE, and coco_polygons.json")
     parser.add_argument("--int8", action="store_true", help="the INT8 image encoder (utils.quantize)")

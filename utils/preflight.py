@@ -36,8 +36,9 @@ INSTALLS = {
     "full": ["requirements.txt"],
     "light": ["requirements-light.txt"],
     "benchmarks": ["requirements.txt", "requirements-benchmarks.txt"],
+    "ray": ["requirements.txt", "requirements-ray.txt"],
 }
-"""The README's three installs, each a set of requirement files taken with ``-c constraints.txt``."""
+"""The README's installs, each a set of requirement files taken with ``-c constraints.txt``."""
 
 PEAK_MEMORY_MIB = {"light": 4610, "full": 7685}
 """The largest notebook kernel's peak in CI, by install (random weights, 2-core EPYC, December 2026): the light
