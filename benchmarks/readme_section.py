@@ -5,6 +5,8 @@
     .venv/bin/python -m benchmarks.sam2_encoders --all --output benchmarks/published/sam2_encoders.json
     .venv/bin/python -m benchmarks.compare --model-type sam2.1_hiera_tiny \
         --output-dir benchmarks/published/compare-sam2.1_hiera_tiny
+    .venv/bin/python -m benchmarks.label_throughput --output benchmarks/published/label_throughput-bf16.json
+    (and with the AVX2 cap exported, --output benchmarks/published/label_throughput-avx2.json)
     .venv/bin/python -m benchmarks.readme_section            # rewrite README.md between the markers
     .venv/bin/python -m benchmarks.readme_section --check    # exit 1 where README.md differs (the tests do this)
 
@@ -44,6 +46,12 @@ def _decoder_speed_markdown(result: dict) -> str:
     return f"CPU: {cpu['cpu']}; {isa_line(cpu)}. OpenVINO {cpu['openvino']}.\n\n" + markdown(result | {"profiles": {}})
 
 
+def _label_throughput_markdown(result: dict) -> str:
+    from benchmarks.label_throughput import readme_markdown
+
+    return readme_markdown(result)
+
+
 def _model_table(result: dict) -> str:
     from benchmarks.sam2_encoders import model_table
 
@@ -55,6 +63,8 @@ SECTIONS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "decoder_speed": ("decoder_speed.json", _decoder_speed_markdown),
     "models": ("sam2_encoders.json", _model_table),
     "compare_sam2": ("compare-sam2.1_hiera_tiny/compare.json", _compare_markdown),
+    "label_throughput_avx2": ("label_throughput-avx2.json", _label_throughput_markdown),
+    "label_throughput_bf16": ("label_throughput-bf16.json", _label_throughput_markdown),
 }
 """Section name -> (results file in benchmarks/published/, the benchmark's own markdown for it)."""
 

@@ -107,6 +107,24 @@ def seconds(function: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def cpu_times() -> list[int] | None:
+    """The whole machine's CPU time counters from /proc/stat (user, nice, system, idle, iowait, irq, softirq,
+    steal), or None where the OS has none."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return None
+    return [int(value) for value in stat.read_text().splitlines()[0].split()[1:9]]
+
+
+def stolen_percent(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of the CPU time between two `cpu_times` readings that the hypervisor gave to other machines
+    (*steal*): on a shared virtual machine a run that lost much of it ran slower than the code does."""
+    if before is None or after is None:
+        return None
+    spent = [end - start for start, end in zip(before, after)]
+    return 100 * spent[7] / max(sum(spent), 1)
+
+
 def run_worker(module: str, arguments: list[str]) -> dict:
     """Run ``python -m module --worker ...`` in a fresh interpreter and parse the JSON on its last stdout line.
 

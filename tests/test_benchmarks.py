@@ -383,7 +383,7 @@ def test_profile_counts_int8_linear_layers_as_linear():
     assert "linear layers 10.0 GMAC in 50 ms" in line and "everything else 5.0 GMAC in 50 ms, 100 GMAC/s" in line
 
 
-def test_label_throughput_times_the_plain_loop_and_the_runner_on_the_same_images(tmp_path):
+def test_label_throughput_times_every_way_on_the_same_images(tmp_path):
     from benchmarks import label_throughput
 
     result = label_throughput.main(
@@ -400,11 +400,48 @@ def test_label_throughput_times_the_plain_loop_and_the_runner_on_the_same_images
             "2",
             "--output",
             str(tmp_path / "label.json"),
+            "--no-ray",  # label_folder(ray=True), its Ray row, is tests/test_label_ray.py's: a local Ray takes 30 s
         ]
     )
-    assert set(result["rows"]) == {"plain", "2"}
+    assert set(result["rows"]) == {"plain", "async", "runner-2"}
     assert all(
         row["images"] == result["images"] == len(label_throughput.DEFAULT_IMAGES) for row in result["rows"].values()
     )
-    assert "| runner, 2 worker(s) |" in label_throughput.markdown(result)
-    assert json.loads((tmp_path / "label.json").read_text())["rows"]["2"]["seconds"] > 0
+    assert set(result["profile"]) == {"encoder", "decoder", "rest", "whole image"}
+    parts = sum(result["profile"][name]["seconds"] for name in ("encoder", "decoder", "rest"))
+    assert (
+        parts == pytest.approx(result["profile"]["whole image"]["seconds"])
+        and result["profile"]["decoder"]["seconds"] > 0
+    )
+    assert "overlapping its parts alone can make it at most" in label_throughput.readme_markdown(result)
+    table = label_throughput.markdown(result)
+    assert "| runner, 2 worker(s) |" in table and "| one process, async" in table
+    assert len({row["masks"] for row in result["rows"].values()}) == 1, "the ways labelled the images differently"
+    assert json.loads((tmp_path / "label.json").read_text())["rows"]["runner-2"]["seconds"] > 0
+
+
+def test_stolen_time_is_the_steal_share_of_the_cpu_time_between_readings():
+    from benchmarks.report import cpu_times, stolen_percent
+
+    assert stolen_percent([0] * 8, [10, 0, 0, 60, 0, 0, 0, 30]) == 30
+    assert stolen_percent(None, [1] * 8) is None
+    assert len(cpu_times()) == 8  # Linux, where CI runs
+
+
+def test_label_throughput_shows_a_failed_row_and_keeps_the_others():
+    from benchmarks import label_throughput
+
+    plain = {"seconds": 30.0, "first_image_seconds": 10.0, "workers": 1, "images": 5, "masks": 10}
+    result = {
+        "cpu": {"cpu": "CPU A", "isa": {"avx2": True}, "onednn_isa_cap": None},
+        "cores": 2,
+        "model_type": "vit_b",
+        "images": 5,
+        "points_per_side": 16,
+        "profile": {"error": "out of memory"},
+        "rows": {"plain": plain, "runner-2": {"error": "a worker could not load the model"}},
+    }
+    text = label_throughput.readme_markdown(result)
+    assert "| plain loop over generate() | 10.0 | 0.200 | 0.167 | 2.0 | 1.00x | - |" in text
+    assert "| runner, 2 worker(s) | failed: a worker could not load the model |" in text
+    assert "The profile failed: out of memory" in text and "No runner row finished" in text

@@ -127,6 +127,13 @@ def cpu_description() -> dict:
     }
 
 
+def widest_isa(isa: dict) -> str:
+    """The widest vector or matrix ISA in a `cpu_description` ``isa`` map, in words: AMX, AVX-512 BF16, AVX-512 or
+    AVX2."""
+    names = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"))
+    return next((name for flag, name in names if isa.get(flag)), "AVX2")
+
+
 def native_bf16(cpu: dict) -> bool:
     """True when the kernels compute bf16 in hardware here (AVX-512 BF16 or AMX, not capped away); elsewhere
     bf16 is emulated and slow, or does not compile at all."""
