@@ -6,6 +6,7 @@ tests/test_notebooks_clean.py checks that every write-code exercise has a hidden
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -200,3 +201,32 @@ def test_one_scale_error(capsys):
         w, np.linalg.norm(np.round(w / per_row) * per_row - w) / np.linalg.norm(w)
     )
     verdict(capsys, False, "np.abs(w).max() / 127")
+
+
+def test_filtered_coco(capsys, tmp_path):
+    annotations = [
+        {"id": index, "image_id": 1, "category_id": 1, "area": area, "predicted_iou": score, "bbox": [0, 0, 2, 2]}
+        for index, (area, score) in enumerate([(50, 0.95), (500, 0.95), (500, 0.5), (5000, 0.99)], start=1)
+    ]
+    source = {"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": annotations, "categories": [{"id": 1}]}
+    coco_path, filtered_path = tmp_path / "coco.json", tmp_path / "filtered.json"
+    coco_path.write_text(json.dumps(source))
+
+    def check(kept, **changes):
+        filtered_path.write_text(json.dumps(source | {"annotations": kept} | changes))
+        return exercises.check_filtered_coco(filtered_path, coco_path, min_area=100, min_score=0.9)
+
+    assert check([annotations[1], annotations[3]])
+    verdict(capsys, True, "2 of 4 annotations kept")
+    assert not check([annotations[1], annotations[2], annotations[3]])  # the score left out
+    verdict(capsys, False, "1 too many")
+    assert not check([annotations[1], annotations[3]], images=[])
+    verdict(capsys, False, "images or categories changed")
+    assert not check([annotations[1], annotations[3] | {"area": 1}])
+    verdict(capsys, False, "an annotation changed")
+    filtered_path.write_text("[]")
+    assert not exercises.check_filtered_coco(filtered_path, coco_path, 100, 0.9)
+    verdict(capsys, False, "pycocotools cannot load")
+    coco_path.write_text(json.dumps(source | {"annotations": []}))
+    assert check([])
+    verdict(capsys, True, "the job kept no mask")

@@ -104,6 +104,15 @@ def test_a_changed_figure_makes_every_text_stale():
     assert {README, GUIDE, ROOT / "notebooks" / NOTEBOOKS[1].name} == set(stale)
 
 
+def test_a_notebook_measured_on_another_cpu_names_it():
+    from tools.notebook_times import measured_how
+
+    figures = {"seconds": 1.0, "peak_mib": 1}
+    elsewhere = figures | {"cpu": "CPU B", "measured": "June"}
+    table = {"avx2": {"cpu": "CPU A", "measured": "May", "ir_made": {"01": figures, "10": elsewhere}}}
+    assert "**AVX2**: CPU A (May), but 10 on CPU B (June)." in measured_how(table)
+
+
 def test_run_time_phrase_adds_what_the_first_run_converts():
     from tools.notebook_times import run_time_phrase
 

@@ -111,17 +111,10 @@ def _cell_seconds(cell) -> float:
 
 def cpu_label(description: dict) -> str:
     """The CPU in a few words: name, widest vector ISA, cores and any oneDNN cap (`utils.precision.cpu_description`)."""
-    isa = description["isa"]
-    widest = next(
-        (
-            name
-            for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"))
-            if isa.get(flag)
-        ),
-        "AVX2",
-    )
+    from utils.precision import widest_isa
+
     cap = description["onednn_isa_cap"]
-    return f"{description['cpu']} with {widest}, {os.cpu_count()} cores" + (
+    return f"{description['cpu']} with {widest_isa(description['isa'])}, {os.cpu_count()} cores" + (
         f", under the cap ONEDNN_MAX_CPU_ISA={cap}" if cap else ""
     )
 
@@ -135,11 +128,15 @@ def measure(paths: list[Path], state: str) -> dict:
     table = load_table()
     cpu = cpu_class()
     description = cpu_description()
+    label, when = cpu_label(description), f"{datetime.date.today():%B %Y}, at {_commit()}"
     for path in tqdm(paths, desc=f"notebooks on {cpu}", unit="notebook"):
         figures = run_notebook(path)
-        table.setdefault(cpu, {}).setdefault(state, {})[path.name[:2]] = figures
-        table[cpu]["cpu"] = cpu_label(description)
-        table[cpu]["measured"] = f"{datetime.date.today():%B %Y}, at {_commit()}"
+        entry = table.setdefault(cpu, {"cpu": label})
+        if entry["cpu"] == label:
+            entry["measured"] = when
+        else:  # the class's other figures stay those of the CPU it names: this notebook's name their own
+            figures |= {"cpu": label, "measured": when}
+        entry.setdefault(state, {})[path.name[:2]] = figures
         tqdm.write(f"{path.name}: {figures}")
         save_table(table)
     return table
@@ -183,7 +180,7 @@ def run_time_phrase(table: dict, number: str) -> str:
 def measured_how(table: dict) -> str:
     """The README's paragraph under its table: which CPUs, how, and what random weights change."""
     cpus = "; ".join(
-        f"**{name}**: {table[cpu]['cpu']} ({table[cpu]['measured']})"
+        f"**{name}**: {table[cpu]['cpu']} ({table[cpu]['measured']}){_measured_elsewhere(table[cpu])}"
         for cpu, name in CPU_CLASSES.items()
         if cpu in table
     )
@@ -197,6 +194,17 @@ def measured_how(table: dict) -> str:
         "real weights the mask generator (05, and the generator cells of 08) keeps many more masks, and its "
         "post-processing and drawing take longer."
     )
+
+
+def _measured_elsewhere(entry: dict) -> str:
+    """The notebooks of a CPU class measured on another CPU than the class's, with that CPU, in words."""
+    others = {
+        number: figures
+        for state in ("ir_made", "first_time")
+        for number, figures in sorted(entry.get(state, {}).items())
+        if "cpu" in figures
+    }
+    return "".join(f", but {number} on {figures['cpu']} ({figures['measured']})" for number, figures in others.items())
 
 
 def _replace(text: str, pattern: str, replacement: str, where: str) -> str:

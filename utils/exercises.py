@@ -233,3 +233,41 @@ def check_single_mask_choice(best: int, outputs: Mapping[str, np.ndarray]) -> bo
             "0.98 the choice is among outputs 1 to 3, by predicted IoU"
         )
     return _verdict(problems, f"output {want} (output 0's stability {stability:.3f})")
+
+
+def check_filtered_coco(filtered_path: str | Path, coco_path: str | Path, min_area: int, min_score: float) -> bool:
+    """10, exercise: a COCO file with the annotations of ``coco_path`` whose area is at least ``min_area`` pixels and
+    whose predicted IoU is at least ``min_score``, nothing else changed; pycocotools must load it."""
+    import contextlib
+    import io
+    import json
+
+    from pycocotools.coco import COCO
+
+    source = json.loads(Path(coco_path).read_text())
+    by_id = {annotation["id"]: annotation for annotation in source["annotations"]}
+    want = [
+        key
+        for key, annotation in by_id.items()
+        if annotation["area"] >= min_area and annotation["predicted_iou"] >= min_score
+    ]
+    problems = []
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+            filtered = COCO(str(filtered_path)).dataset
+    except Exception as error:  # noqa: BLE001 - whatever pycocotools says is the message
+        problems.append(f"pycocotools cannot load {filtered_path}: {type(error).__name__}: {error}")
+        return _verdict(problems, "")
+    yours = [annotation.get("id") for annotation in filtered.get("annotations", [])]
+    if sorted(yours) != sorted(want):
+        extra, missing = len(set(yours) - set(want)), len(set(want) - set(yours))
+        problems.append(
+            f"{len(yours)} annotations where {len(want)} pass both thresholds ({extra} too many, {missing} missing): "
+            "keep those with area >= min_area and predicted_iou >= min_score"
+        )
+    elif filtered.get("images") != source["images"] or filtered.get("categories") != source["categories"]:
+        problems.append("the images or categories changed: keep them as they are, so every image stays listed")
+    elif any(annotation != by_id[annotation["id"]] for annotation in filtered["annotations"]):
+        problems.append("an annotation changed on its way through: copy the kept ones as they are")
+    kept = f"{len(want)} of {len(source['annotations'])} annotations kept"
+    return _verdict(problems, kept + ("" if source["annotations"] else ": the job kept no mask, so none to filter"))
