@@ -46,19 +46,15 @@ def worker(row: str, images_dir: Path, out_dir: Path, args_json: str) -> dict:
     settings = json.loads(args_json)
     options = {"points_per_side": settings["points_per_side"]}
     start = time.perf_counter()  # for every row, before its model is compiled: start-up is part of each way
-    if row == "profile":
-        job = lf.LabelJob(images_dir, out_dir, settings["model_type"], Path(settings["models_dir"]), **options)
-        lf.claim_output(job)
-        labeller = lf.Labeller(job, *lf.prepare_ir(job.model_type, job.models_dir))
-        tasks, _, _ = lf.plan_tasks(job, lf.list_images(images_dir))
-        labeller.label(tasks[0])  # the first call pays one-off costs (memory, caches): not this image's
-        return profile_one_image(labeller, tasks[0])
-    if row in ("plain", "async"):
+    if row in ("profile", "plain", "async"):  # one process
         job = lf.LabelJob(images_dir, out_dir, settings["model_type"], Path(settings["models_dir"]), **options)
         lf.claim_output(job)
         xmls = lf.prepare_ir(job.model_type, job.models_dir)
         labeller = lf.Labeller(job, *xmls)
         tasks, _, _ = lf.plan_tasks(job, lf.list_images(images_dir))
+        if row == "profile":
+            labeller.label(tasks[0])  # the first call pays one-off costs (memory, caches): not this image's
+            return profile_one_image(labeller, tasks[0])
         if row == "plain":
             first = labeller.label(tasks[0])["masks"]
             first_image_seconds = time.perf_counter() - start
@@ -138,8 +134,9 @@ def profile_markdown(profile: dict, cores: int, stolen_percent: float | None = N
     lines += [
         "",
         f"The plain loop keeps {busy:.2f} of {cores} cores busy: overlapping its parts alone can make it at most "
-        f"{bound:.2f}x faster here (every core busy all the time, the work itself unchanged; worker processes with "
-        "fewer threads each can also make the work itself cheaper, since a part rarely keeps two threads busy)"
+        f"{bound:.2f}x faster here, if every core were busy all the time and the work itself unchanged. The rows "
+        "above can beat that: CPU time can also count a thread pool's threads spinning while they wait for work, so "
+        "'busy' overstates the work, and one thread per process wastes less of it"
         + ("." if stolen_percent is None else f"; the host stole {stolen_percent:.0f}% of the CPU time meanwhile."),
     ]
     return "\n".join(lines)

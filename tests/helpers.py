@@ -23,6 +23,16 @@ paths = convert_sam(load_sam(sys.argv[1]), sys.argv[2], show_progress=False, **j
 print(json.dumps([str(path) for path in paths]))
 """
 
+LABEL_OPTIONS = {
+    "model_type": "vit_tiny",
+    "points_per_side": 4,
+    "pred_iou_thresh": 0.0,
+    "stability_score_thresh": 0.0,
+    "show_progress": False,
+}
+"""utils.label_folder's options for the tests: vit_tiny on a 4x4 grid, and every mask a random-weight model makes
+passes the filters, so that the files have something in them."""
+
 
 def make_test_images() -> dict[str, np.ndarray]:
     """Three shapes that stress the resize/pad/crop arithmetic differently."""

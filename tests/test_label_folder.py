@@ -15,19 +15,11 @@ import psutil
 import pytest
 from pycocotools.coco import COCO
 
+from tests.helpers import LABEL_OPTIONS as OPTIONS
 from utils import label_folder as lf
 from utils.amg import OVSamAutomaticMaskGenerator
 from utils.predictor import OVSamPredictor
 from utils.transforms import read_rgb_image
-
-OPTIONS = {
-    "model_type": "vit_tiny",
-    "points_per_side": 4,
-    "pred_iou_thresh": 0.0,
-    "stability_score_thresh": 0.0,
-    "show_progress": False,
-}
-"""Every mask a random-weight model makes passes the filters, so that the files have something in them."""
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,8 @@ import pytest
 if not os.environ.get("CI"):  # in CI (.ci/run installs it) a missing Ray must fail, not skip
     pytest.importorskip("ray", reason="Ray Data: see requirements-ray.txt")
 
-from utils import label_folder as lf  # noqa: E402 - after the skip
-
-OPTIONS = {
-    "model_type": "vit_tiny",
-    "points_per_side": 4,
-    "pred_iou_thresh": 0.0,
-    "stability_score_thresh": 0.0,
-    "show_progress": False,
-}
+from tests.helpers import LABEL_OPTIONS as OPTIONS  # noqa: E402 - after the skip
+from utils import label_folder as lf  # noqa: E402
 
 
 @pytest.fixture(scope="module")
