@@ -351,12 +351,17 @@ _START_ERROR: str | None = None
 
 
 def _start_worker(job: LabelJob, encoder_xml: Path, decoder_xml: Path, threads: int) -> None:
-    """Compile the IR once per worker; a failure is kept and told to the main process, which stops the job."""
+    """Compile the IR once per worker process (`start_labeller`)."""
     global _WORKER, _START_ERROR
+    _WORKER, _START_ERROR = start_labeller(job, (encoder_xml, decoder_xml), threads)
+
+
+def start_labeller(job: LabelJob, xmls: tuple[Path, Path], threads: int) -> tuple[Labeller | None, str | None]:
+    """A worker's Labeller, or why it could not compile the IR: kept, and told to the driver, which stops the job."""
     try:
-        _WORKER = Labeller(job, encoder_xml, decoder_xml, threads)
+        return Labeller(job, *xmls, threads), None
     except Exception as error:  # noqa: BLE001 - said in the job's error, with its type
-        _START_ERROR = f"{type(error).__name__}: {error}"
+        return None, f"{type(error).__name__}: {error}"
 
 
 def _label_in_worker(task: ImageTask) -> dict:
@@ -409,9 +414,14 @@ def run_local(job: LabelJob, tasks: list[ImageTask], xmls: tuple[Path, Path], wo
 
 def _report_done(future, in_flight: dict, report) -> None:
     result = future.result()  # before the task leaves in_flight: a broken pool raises here
+    report(in_flight.pop(future), started(result))
+
+
+def started(result: dict) -> dict:
+    """A worker's result, or the JobError that stops the job where the worker could not compile the IR."""
     if "worker_error" in result:
         raise JobError(f"a worker could not load the model: {result['worker_error']}")
-    report(in_flight.pop(future), result)
+    return result
 
 
 def label_folder(
@@ -608,7 +618,7 @@ class RayWorker:
     worker does) and labels one task per call."""
 
     def __init__(self, job: LabelJob, xmls: tuple[Path, Path], threads: int) -> None:
-        self.labeller, self.start_error = None, None
+        self.labeller = None
         missing = unseen_paths(job, xmls)
         if missing:
             self.start_error = (
@@ -616,10 +626,7 @@ class RayWorker:
                 "(--models-dir) must be on a path every node of the cluster sees"
             )
             return
-        try:
-            self.labeller = Labeller(job, *xmls, threads)
-        except Exception as error:  # noqa: BLE001 - said in the job's error, with its type
-            self.start_error = f"{type(error).__name__}: {error}"
+        self.labeller, self.start_error = start_labeller(job, xmls, threads)
 
     def __call__(self, row: dict) -> dict:
         result = label_safely(self.labeller, self.start_error, row_task(row))
@@ -678,10 +685,7 @@ def run_ray(
             ray_remote_args_fn=retry_limits,
         )
         for row in results.iter_rows():
-            result = json.loads(row["result"])
-            if "worker_error" in result:
-                raise JobError(f"a worker could not load the model: {result['worker_error']}")
-            report(by_path.pop(row["path"]), result)
+            report(by_path.pop(row["path"]), started(json.loads(row["result"])))
         for task in by_path.values():  # their blocks errored: the worker died on them every time it was tried
             report(task, {"file_name": task.path.name, "error": "Ray could not label it: its worker died on every try"})
     finally:
