@@ -89,6 +89,13 @@ def close_widgets():
 
 
 @pytest.fixture(scope="session")
+def sam2_models_dir(tmp_path_factory) -> Path:
+    """One models folder for SAM 2.1 tiny's and EdgeTAM's IR, so that the image IR converted for
+    tests/test_sam2.py serves tests/test_video_parts.py too."""
+    return tmp_path_factory.mktemp("sam2_models")
+
+
+@pytest.fixture(scope="session")
 def label_models_dir(tmp_path_factory) -> Path:
     """vit_tiny's IR for utils.label_folder, converted once (labelling never converts on a worker)."""
     models = tmp_path_factory.mktemp("label-models")

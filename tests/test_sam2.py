@@ -66,8 +66,8 @@ def processor():
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("sam2_models")
+def models_dir(sam2_models_dir) -> Path:
+    return sam2_models_dir
 
 
 @pytest.fixture(scope="module", params=CI_MODEL_TYPES)

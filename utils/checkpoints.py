@@ -24,6 +24,7 @@ from utils.model_spec import MODEL_TYPES as MODEL_TYPES
 from utils.model_spec import RANDOM_ONLY_ARCHITECTURES as RANDOM_ONLY_ARCHITECTURES
 from utils.model_spec import (
     RANDOM_WEIGHTS_ENV,
+    SAM_2,
     CheckpointError,
     ModelSpec,
     missing_full_install,
@@ -109,6 +110,7 @@ def load_sam(
     model_type: str | ModelSpec = "vit_b",
     checkpoint_dir: str | os.PathLike = DEFAULT_CHECKPOINT_DIR,
     show_progress: bool = True,
+    video: bool = False,
 ) -> "Sam":
     """Build a SAM model in eval mode: the official weights, or random weights when switched on.
 
@@ -116,16 +118,24 @@ def load_sam(
     sha256 (`load_checkpoint`). For the SAM 2 family it is transformers' `Sam2Model` or `EdgeTamModel`, its weights
     from the Hugging Face hub (`utils.sam2_models.load_reference_model`). With ``$SAM_RANDOM_WEIGHTS_SEED`` set,
     nothing is downloaded and a warning says the masks will be meaningless.
+
+    ``video=True`` gives the SAM 2 family's video model instead (`Sam2VideoModel`, `EdgeTamVideoModel`): the
+    reference for tracking, with the same weights as the image model (`utils.sam2_models.build_reference_model`).
     """
     spec = model_spec(model_type)
+    if video and spec.family is not SAM_2:
+        raise ValueError(
+            f"{spec.model_type} has no video model; SAM 2.1 and EdgeTAM track: {', '.join(SAM_2.model_types)}."
+        )
+    options = {"video": True} if video else {}
     seed = random_weights_seed()
     if seed is None:
         spec.require_weights()
     _require_full_install(spec)
     if seed is not None:
         _warn_random_weights(spec.model_type, seed)
-        return resolve(spec.family.build_random)(spec, seed)
-    return resolve(spec.family.load)(spec, checkpoint_dir, show_progress)
+        return resolve(spec.family.build_random)(spec, seed, **options)
+    return resolve(spec.family.load)(spec, checkpoint_dir, show_progress, **options)
 
 
 def build_random_sam(spec: ModelSpec, seed: int) -> "Sam":

@@ -49,9 +49,12 @@ from utils.ir_store import (
     ir_files,
     ir_is_current,
     take_from_kit,
+    video_conversion_stamp,
+    video_files,
+    video_ir_is_current,
 )
 from utils.memory import release_freed_memory
-from utils.model_spec import Family, ModelSpec, Part, family_of_model, model_spec, resolve
+from utils.model_spec import SAM_2, VIDEO_PARTS, Family, ModelSpec, Part, family_of_model, model_spec, resolve
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -238,3 +241,90 @@ def ensure_sam_ir(
 
 
 __all__ = ["convert_sam", "ensure_sam_ir"]
+
+
+def ensure_video_ir(
+    model_type: str | ModelSpec,
+    models_dir: str | os.PathLike = "models",
+    compress_to_fp16: bool = True,
+    show_progress: bool = True,
+) -> Path:
+    """The folder of ``model_type``'s IR for tracking (SAM 2.1 or EdgeTAM): the image IR (`ensure_sam_ir`) and
+    beside it the video parts (`utils.model_spec.VIDEO_PARTS`) with their settings, converted from the video model
+    (`utils.checkpoints.load_sam` with ``video=True``) unless their stamp (``video.json``) is current."""
+    spec = model_spec(model_type)
+    if spec.family is not SAM_2:
+        raise ValueError(f"{spec.model_type} does not track; SAM 2.1 and EdgeTAM do: {', '.join(SAM_2.model_types)}.")
+    ensure_sam_ir(spec, models_dir, compress_to_fp16, show_progress)
+    folder = ir_directory(spec, models_dir)
+    stamp = video_conversion_stamp(weights_id(spec), compress_to_fp16)
+    if not video_ir_is_current(folder, stamp):
+        model = load_sam(spec, Path(models_dir) / "checkpoints", show_progress=show_progress, video=True)
+        convert_video_parts(model, folder, stamp, compress_to_fp16, show_progress)
+    return folder
+
+
+def convert_video_parts(model, folder: Path, stamp: dict, compress_to_fp16: bool, show_progress: bool) -> None:
+    """Convert ``model``'s `VIDEO_PARTS` into ``folder`` through staged files, then the settings, stamp last."""
+    files = video_files(folder)
+    files[-1].unlink(missing_ok=True)
+    with (
+        staged_files(folder, [path.name for path in files[:-1]], prefix=".converting-") as staged,
+        tqdm(total=len(VIDEO_PARTS), desc="video parts to OpenVINO", disable=not show_progress) as bar,
+    ):
+        for part, xml in zip(VIDEO_PARTS, staged[1:-1:2], strict=True):
+            bar.set_postfix_str(part.name)
+            ov.save_model(convert_video_part(model, part), xml, compress_to_fp16=compress_to_fp16)
+            release_freed_memory()
+            bar.update()
+        staged[-1].write_text(json.dumps(video_config(model), indent=1))
+    write_text_atomically(files[-1], json.dumps(stamp, indent=2))
+
+
+def convert_video_part(model, part: Part) -> ov.Model:
+    """One of `VIDEO_PARTS`: its wrapper on ``model`` traced on the wrapper's ``example_inputs``, with their shapes
+    (the memory's frames, the pointers and the prompts dynamic) and the ports named."""
+    import torch
+
+    module = resolve(part.wrapper)(model).eval()
+    examples = module.example_inputs()
+    names = list(inspect.signature(module.forward).parameters)
+    example = {name: examples[name][0] for name in names}
+    shapes = [
+        (examples[name][1], ov.Type.i64 if examples[name][0].dtype == torch.int64 else ov.Type.f32) for name in names
+    ]
+    with torch.no_grad(), _quiet_tracing():
+        converted = ov.convert_model(_traced(module, example), example_input=example, input=shapes)
+    _name_ports(converted.inputs, names)
+    _name_ports(converted.outputs, list(part.outputs))
+    return converted
+
+
+def video_config(model) -> dict:
+    """What the tracker needs of ``model`` besides the video IR: its memory settings (transformers' config names)
+    and the weights it applies in NumPy: the "no object" pointer, and the 4x4 convolution that turns a mask prompt
+    at 1024x1024 into the decoder's 256x256 mask input."""
+    config = model.config
+    settings = (
+        "num_maskmem",
+        "max_object_pointers_in_encoder",
+        "max_cond_frame_num",
+        "multimask_output_in_sam",
+        "multimask_min_pt_num",
+        "multimask_max_pt_num",
+        "multimask_output_for_tracking",
+        "sigmoid_scale_for_mem_enc",
+        "sigmoid_bias_for_mem_enc",
+    )
+    decoder = config.mask_decoder_config
+    return {
+        "model_class": type(model).__name__,
+        **{name: getattr(config, name) for name in settings},
+        "dynamic_multimask_via_stability": decoder.dynamic_multimask_via_stability,
+        "dynamic_multimask_stability_delta": decoder.dynamic_multimask_stability_delta,
+        "dynamic_multimask_stability_thresh": decoder.dynamic_multimask_stability_thresh,
+        "memory_in_bfloat16": not hasattr(model, "spatial_perceiver"),
+        "no_object_pointer": model.no_object_pointer.detach().reshape(-1).tolist(),
+        "mask_downsample_weight": model.mask_downsample.weight.detach().reshape(-1).tolist(),
+        "mask_downsample_bias": model.mask_downsample.bias.detach().reshape(-1).tolist(),
+    }

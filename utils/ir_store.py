@@ -8,6 +8,8 @@ Layout under ``models_dir`` (``models/`` in the notebooks):
         prompt_decoder_image_side.xml/.bin  prompt_decoder_prompt_side.xml/.bin (utils/convert.py)
         prompt_decoder_prompt_side_with_mask.xml/.bin                          (utils/convert.py)
         image_encoder_int8.xml/.bin  image_encoder_int8.json                   (utils/quantize.py)
+        video_memory_attention.xml/.bin  video_memory_encoder.xml/.bin         (SAM 2.1 and EdgeTAM:
+        video_decoder.xml/.bin  video_config.json  video.json                   utils/convert.py, ensure_video_ir)
 
 A stamp (``conversion.json``) names the weights, the export options, a digest of the
 code that defines the exported graphs (`export_code_digest`) and the OpenVINO version;
@@ -46,6 +48,7 @@ from utils.model_spec import DECODER_XML as DECODER_XML
 from utils.model_spec import ENCODER_XML as ENCODER_XML
 from utils.model_spec import (
     SAM,
+    VIDEO_PARTS,
     ModelSpec,
     missing_full_install,
     model_spec,
@@ -77,6 +80,15 @@ EXPORT_CODE_MODULES = (
 shapes, port names), the families' parts and their outputs' names (all of `utils.model_spec` counts, its weights
 tables too: editing them converts once more, which is slower but never wrong), and the constants the wrappers take
 from `utils.transforms`. Their digest is in every stamp."""
+
+
+VIDEO_EXPORT_CODE_MODULES = (*EXPORT_CODE_MODULES, "utils.sam2_video_export")
+"""The modules whose code defines the video parts' graphs (`utils.model_spec.VIDEO_PARTS`): the image parts'
+and the video wrappers. A change to the video wrappers makes only the video IR stale."""
+VIDEO_STAMP_FILE = "video.json"
+VIDEO_CONFIG_FILE = "video_config.json"
+"""What the tracker reads besides the video IR (`utils.convert.video_config`): the video model's settings and the
+few weights it applies in NumPy."""
 
 
 class KitError(RuntimeError):
@@ -114,6 +126,27 @@ def conversion_stamp(weights: str, compress_to_fp16: bool, fused_attention: bool
         "export_code": export_code_digest(),
         "openvino": ov.get_version(),
     }
+
+
+def video_conversion_stamp(weights: str, compress_to_fp16: bool) -> dict:
+    """What the video parts converted now from these weights are stamped with: as `conversion_stamp`, with the
+    digest of `VIDEO_EXPORT_CODE_MODULES`."""
+    return {
+        **conversion_stamp(weights, compress_to_fp16, fused_attention=True),
+        "export_code": code_digest({name: module_source(name) for name in VIDEO_EXPORT_CODE_MODULES}),
+    }
+
+
+def video_files(folder: Path) -> list[Path]:
+    """The video parts' files, each .bin before .xml, their settings, then their stamp (written last)."""
+    parts = [folder / Path(part.xml).with_suffix(suffix) for part in VIDEO_PARTS for suffix in (".bin", ".xml")]
+    return [*parts, folder / VIDEO_CONFIG_FILE, folder / VIDEO_STAMP_FILE]
+
+
+def video_ir_is_current(folder: str | os.PathLike, stamp: dict) -> bool:
+    """True when ``folder`` holds every video file and a video stamp equal to ``stamp``."""
+    files = video_files(Path(folder))
+    return all(path.is_file() for path in files) and read_stamp(files[-1]) == stamp
 
 
 @cache

@@ -329,6 +329,24 @@ SAM_2 = Family(
 """SAM 2.1 and EdgeTAM (transformers' `Sam2Model`, `EdgeTamModel`): hub weights, three encoder maps, a
 whole-square resize (`utils.predictor.OVSam2Predictor` says what else differs)."""
 
+VIDEO_PARTS = (
+    Part(
+        "memory attention",
+        "video_memory_attention.xml",
+        "utils.sam2_video_export:MemoryAttentionModel",
+        ("conditioned_embeddings",),
+    ),
+    Part("memory encoder", "video_memory_encoder.xml", "utils.sam2_video_export:MemoryEncoderModel", ("memory",)),
+    Part(
+        "video decoder",
+        "video_decoder.xml",
+        "utils.sam2_video_export:VideoDecoderModel",
+        (*DECODER_OUTPUTS, "object_score_logits", "object_pointers"),
+    ),
+)
+"""What tracking adds to SAM 2's image IR (`utils.sam2_video_export`), in the same folder, converted from the
+video model (`utils.checkpoints.load_sam` with ``video=True``) by `utils.convert.ensure_video_ir`."""
+
 FAMILIES = (SAM, SAM_2)
 MODEL_TYPES = tuple(model_type for family in FAMILIES for model_type in family.model_types)
 """Every model type: SAM 1's checkpoints, the random-only vit_tiny, and the SAM 2 family."""

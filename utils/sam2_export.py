@@ -81,6 +81,24 @@ class Sam2PromptDecoderModel(PromptDecoderModel):
         mask_input: torch.Tensor,
         has_mask_input: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        masks, scores, _ = self.decode(
+            image_embeddings, high_res_feats_0, high_res_feats_1, point_coords, point_labels, mask_input, has_mask_input
+        )
+        return masks, scores
+
+    def decode(
+        self,
+        image_embeddings: torch.Tensor,
+        high_res_feats_0: torch.Tensor,
+        high_res_feats_1: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        mask_input: torch.Tensor,
+        has_mask_input: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`forward`'s masks and IoU scores, and the transformer's output tokens [B, tokens, 256] (the object-score
+        token, the IoU token, the four mask tokens, then the prompts'), which the video decoder reads too
+        (`utils.sam2_video_export.VideoDecoderModel`)."""
         decoder = self.mask_decoder
         batch = point_coords.shape[0]
         output_tokens = self.output_tokens().expand(batch, -1, -1)
@@ -102,7 +120,7 @@ class Sam2PromptDecoderModel(PromptDecoderModel):
             [mlp(mask_tokens[:, index]) for index, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
         )
         masks = (hyper_in @ upscaled.flatten(2)).reshape(batch, -1, *upscaled.shape[-2:])
-        return masks, decoder.iou_prediction_head(iou_token)
+        return masks, decoder.iou_prediction_head(iou_token), queries[:, 0]
 
     def positional_encoding(self, coords: torch.Tensor) -> torch.Tensor:
         return self.prompt_encoder.shared_embedding(coords)

@@ -37,11 +37,23 @@ KIT_HUB_FOLDER = "huggingface"
 HUB_FILES = ("config.json", "model.safetensors")
 """What `load_reference_model` needs from a model's hub repository."""
 SAM2_MODEL_TYPES = SAM_2.model_types
+SELECTIVE_ATTENTION = 8
+"""How much wider than transformers' initialisation the random video model's memory attention projections are drawn
+(`build_reference_model`)."""
 
 
-def reference_config(model_type: str | ModelSpec):
-    """The transformers config (`Sam2Config` or `EdgeTamConfig`) of ``model_type``'s architecture."""
-    from transformers import EdgeTamConfig, Sam2Config, Sam2HieraDetConfig, TimmWrapperConfig
+def reference_config(model_type: str | ModelSpec, video: bool = False):
+    """The transformers config (`Sam2Config` or `EdgeTamConfig`) of ``model_type``'s architecture; with ``video``,
+    the video model's (`Sam2VideoConfig`, `EdgeTamVideoConfig`): the same image parts, and transformers' defaults
+    for the memory, which every released size shares."""
+    from transformers import (
+        EdgeTamConfig,
+        EdgeTamVideoConfig,
+        Sam2Config,
+        Sam2HieraDetConfig,
+        Sam2VideoConfig,
+        TimmWrapperConfig,
+    )
 
     architecture = _architecture(model_type)
     if architecture.edgetam:
@@ -49,17 +61,30 @@ def reference_config(model_type: str | ModelSpec):
         trunk = TimmWrapperConfig(
             architecture="repvit_m1", model_args={"in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3]}
         )
-        return EdgeTamConfig(vision_config={"backbone_config": trunk})
-    vision = {"backbone_config": Sam2HieraDetConfig(**architecture.hiera)}
-    if architecture.backbone_channel_list:
-        vision["backbone_channel_list"] = architecture.backbone_channel_list
-    return Sam2Config(vision_config=vision)
+        config = EdgeTamConfig(vision_config={"backbone_config": trunk})
+    else:
+        vision = {"backbone_config": Sam2HieraDetConfig(**architecture.hiera)}
+        if architecture.backbone_channel_list:
+            vision["backbone_channel_list"] = architecture.backbone_channel_list
+        config = Sam2Config(vision_config=vision)
+    if not video:
+        return config
+    video_config = EdgeTamVideoConfig if architecture.edgetam else Sam2VideoConfig
+    return video_config(
+        vision_config=config.vision_config.to_dict(),
+        prompt_encoder_config=config.prompt_encoder_config.to_dict(),
+        mask_decoder_config=config.mask_decoder_config.to_dict(),
+    )
 
 
-def reference_model_class(model_type: str | ModelSpec):
-    from transformers import EdgeTamModel, Sam2Model
+def reference_model_class(model_type: str | ModelSpec, video: bool = False):
+    """transformers' class of ``model_type``: the image model, or with ``video`` the video model (its superset:
+    the same image parts under the same names, plus the memory)."""
+    from transformers import EdgeTamModel, EdgeTamVideoModel, Sam2Model, Sam2VideoModel
 
-    return EdgeTamModel if _architecture(model_type).edgetam else Sam2Model
+    if _architecture(model_type).edgetam:
+        return EdgeTamVideoModel if video else EdgeTamModel
+    return Sam2VideoModel if video else Sam2Model
 
 
 def _architecture(model_type: str | ModelSpec):
@@ -70,18 +95,53 @@ def _architecture(model_type: str | ModelSpec):
     return spec.weights
 
 
-def build_reference_model(model_type: str | ModelSpec, seed: int, std: float = 0.02) -> "nn.Module":
+def build_reference_model(
+    model_type: str | ModelSpec, seed: int, std: float = 0.02, video: bool = False
+) -> "nn.Module":
     """``model_type``'s transformers model in eval mode with random weights drawn from ``seed``.
 
     transformers initialises the biases, the position embeddings and the "no memory" embedding to
     zero; they get random values too, as a trained checkpoint has, so that a parity test exercises
     them (an export that dropped one would agree with the reference at zero).
+
+    With ``video``, the video model (`reference_model_class`) whose image parts are the image model's of the same
+    seed, so that the image IR converted from the one serves the other; its memory parts are drawn after them,
+    with the query and key projections of the memory's attention (and EdgeTAM's perceiver's) `SELECTIVE_ATTENTION`
+    times wider: at transformers' initialisation that attention is nearly uniform over the tens of thousands of
+    memory tokens, so a memory position encoding left out or a frame put in the wrong place changed the output by
+    about 1e-6, no more than f32 rounding, and a parity test could not see it (widened: by about 3e-3).
     """
     import torch
 
     spec = model_spec(model_type)
     torch.manual_seed(seed)
-    model = reference_model_class(spec)(reference_config(spec)).eval()
+    model = _randomised(reference_model_class(spec)(reference_config(spec)).eval(), std)
+    if not video:
+        return model
+    video_model = _randomised(reference_model_class(spec, video=True)(reference_config(spec, video=True)).eval(), std)
+    _widen_memory_attention(video_model)
+    unexpected = video_model.load_state_dict(model.state_dict(), strict=False).unexpected_keys
+    if unexpected:
+        raise RuntimeError(f"{spec.model_type}'s video model lacks image weights: {', '.join(unexpected[:5])}")
+    return video_model
+
+
+def _widen_memory_attention(model: "nn.Module") -> None:
+    """Scale the query and key projections of ``model``'s memory attention and perceiver by `SELECTIVE_ATTENTION`."""
+    import torch
+
+    memory_modules = [model.memory_attention, getattr(model, "spatial_perceiver", None)]
+    with torch.no_grad():
+        for module in (sub for part in memory_modules if part is not None for sub in part.modules()):
+            if hasattr(module, "q_proj") and hasattr(module, "k_proj"):
+                module.q_proj.weight.mul_(SELECTIVE_ATTENTION)
+                module.k_proj.weight.mul_(SELECTIVE_ATTENTION)
+
+
+def _randomised(model: "nn.Module", std: float) -> "nn.Module":
+    """``model`` with every parameter that is all zeros drawn from a normal distribution of ``std``."""
+    import torch
+
     with torch.no_grad():
         for parameter in model.parameters():
             if not parameter.any():
@@ -90,9 +150,10 @@ def build_reference_model(model_type: str | ModelSpec, seed: int, std: float = 0
 
 
 def load_reference_model(
-    model_type: str | ModelSpec, checkpoint_dir: str | os.PathLike, show_progress: bool = True
+    model_type: str | ModelSpec, checkpoint_dir: str | os.PathLike, show_progress: bool = True, video: bool = False
 ) -> "nn.Module":
-    """``model_type``'s transformers model with the real weights, in eval mode.
+    """``model_type``'s transformers model with the real weights, in eval mode; with ``video``, the video model
+    (`reference_model_class`), read from the same hub files, which hold the memory's weights too.
 
     The hub files are fetched into ``checkpoint_dir`` (a `huggingface_hub` cache), or read from the
     workshop kit, without network, when ``SAM_OV_MIRROR`` is set. A missing network, a missing kit
@@ -103,7 +164,7 @@ def load_reference_model(
     cache, offline = (Path(kit) / KIT_HUB_FOLDER, True) if kit else (Path(checkpoint_dir), False)
     folder = hub_snapshot(spec, cache, offline, show_progress)
     try:
-        return reference_model_class(spec).from_pretrained(folder).eval()
+        return reference_model_class(spec, video).from_pretrained(folder).eval()
     except Exception as err:  # safetensors and transformers raise many types for a bad file
         remedy = (
             f"Fill the kit again on a machine with network (python -m utils.prefetch KIT --models {spec.model_type})."
