@@ -203,3 +203,28 @@ def test_sam1_has_no_video_model():
 def test_every_video_file_is_written(video):
     _, _, folder = video
     assert all(path.is_file() for path in video_files(Path(folder)))
+
+
+def test_work_per_frame_counts_the_memory_attention_by_hand():
+    """`benchmarks.video.work_per_frame`: SAM 2.1's memory attention counted by torch is the sum worked out here,
+    per layer, with the attention's two products over all memory tokens (seven frames of 4096, sixteen pointers of
+    four tokens): about 300 GMAC per object, nearly all of it the cross-attention's products."""
+    from benchmarks.video import work_per_frame
+
+    model = load_sam("sam2.1_hiera_tiny", video=True)
+    config = model.config
+    queries, channels, memory_channels = (
+        64 * 64,
+        config.memory_attention_hidden_size,
+        config.memory_encoder_output_channels,
+    )
+    keys = config.num_maskmem * queries + config.max_object_pointers_in_encoder * channels // memory_channels
+    self_attention = 4 * queries * channels * channels + 2 * queries * queries * channels
+    cross_attention = 2 * queries * channels * channels + 2 * keys * memory_channels * channels
+    cross_attention += 2 * queries * keys * channels
+    feed_forward = 2 * queries * channels * config.memory_attention_feed_forward_hidden_size
+    per_object = config.memory_attention_num_layers * (self_attention + cross_attention + feed_forward) / 1e9
+    pointer_encoding = config.max_object_pointers_in_encoder * channels * memory_channels / 1e9
+    work = work_per_frame(model, objects=2)
+    assert work["memory attention"] == pytest.approx(2 * (per_object + pointer_encoding), rel=1e-3)
+    assert work["frame"] == pytest.approx(sum(value for part, value in work.items() if part != "frame"))
