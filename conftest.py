@@ -43,6 +43,23 @@ def pytest_configure(config):
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
 
 
+LIGHT_CHECK_FOLLOWS_ENV = "SAM_OV_LIGHT_CHECK_FOLLOWS"
+LIGHT_ONLY_NOTEBOOKS = ROOT / ".ci" / "light-only-notebooks"
+"""The notebooks whose every cell runs the same on the light install as on the full one (no install-specific cell):
+where the light install's check runs them later (``SAM_OV_LIGHT_CHECK_FOLLOWS=1``, set by .ci/run), the full suite
+leaves them to it instead of running them twice."""
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get(LIGHT_CHECK_FOLLOWS_ENV) != "1":
+        return
+    later = {line.strip() for line in LIGHT_ONLY_NOTEBOOKS.read_text().splitlines() if line.strip()[:1] not in "#"}
+    left = [item for item in items if str(item.path.relative_to(ROOT)) in later]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [item for item in items if item not in left]
+
+
 def inductor_cache_dir() -> Path:
     """torch.compile's kernel cache, one per ISA setting. Its key leaves out oneDNN's and ATen's caps: a run without
     the cap that loaded kernels compiled under it (the emulated AVX2 laptop of .ci/run) aborted in

@@ -336,7 +336,7 @@ def _layer_gmac(module, inputs: dict) -> float:
 
 
 def test_default_precision_decoder_is_compared_on_the_same_f32_embedding(ir_f32):
-    images = {name: image for name, image in make_test_images().items() if name in ("tiny", "portrait")}
+    images = {"portrait": make_test_images()["portrait"]}  # odd sizes; a second image doubled the vit_b encoder runs
     agreement = decoder_speed.decoder_precision_agreement(ir_f32[0].parent, images)
     assert agreement["images"] == list(images) and agreement["precision"] in ("f32", "bf16")
     print(f"decoder at {agreement['precision']} against f32: {agreement}")
