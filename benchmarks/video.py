@@ -1,17 +1,27 @@
-"""Tracking's work per frame, part by part: what each of SAM 2.1's and EdgeTAM's networks costs on one tracked frame.
+"""Tracking's speed and work per frame, part by part: transformers' video model in eager PyTorch at f32 against
+the OpenVINO tracker (`utils.video_predictor`) at f32 and at the CPU's default precision, on the same clip.
 
 A tracked frame runs the image encoder once, then for each object the memory attention (the frame's 4096 tokens
-against every memory frame's tokens and the object pointers) and the decoder, then the memory encoder once for all
-objects. The count is torch's (`benchmarks.report.count_gmac`, attention included) on the wrappers that are
-exported (`utils.sam2_export`, `utils.sam2_video_export`), for a frame with the memory full: `num_maskmem` memory
-frames (the prompted one and the six before) and `max_object_pointers_in_encoder` pointers.
+against every memory frame's tokens and the object pointers) and the decoder, then the memory encoder. The work is
+torch's count (`benchmarks.report.count_gmac`, attention included) on the wrappers that are exported
+(`utils.sam2_export`, `utils.sam2_video_export`), for a frame with the memory full: `num_maskmem` memory frames
+(the prompted one and the six before) and `max_object_pointers_in_encoder` pointers.
 
-    python -m benchmarks.video --model-types sam2.1_hiera_tiny edgetam
+The clip is made from a photo (`utils.video_frames.camera_pan`, no real clip ships here); object 1 is a click, object
+2 a box, both on frame 0. Times are per tracked frame once the memory is full (from frame `num_maskmem` on), each
+part's share measured around its calls; GMAC/s is the frame's work over its time.
+
+    python -m benchmarks.video --model-types sam2.1_hiera_tiny edgetam --objects 2
+    python -m benchmarks.video --work-only      # the counts alone, in seconds
 """
 
 from __future__ import annotations
 
-import argparse
+import statistics
+import time
+from pathlib import Path
+
+from benchmarks.report import ROOT, benchmark_parser, print_header, publish
 
 OBJECTS = 2
 """Objects tracked at once in the issue's case (and in the figures)."""
@@ -50,7 +60,151 @@ def work_per_frame(model, objects: int = OBJECTS) -> dict[str, float]:
     return {**work, "frame": sum(work.values())}
 
 
-def markdown(work: dict[str, dict[str, float]]) -> str:
+PARTS = ("image encoder", "memory attention", "decoder", "memory encoder")
+
+
+ROWS = ("transformers eager f32", "OpenVINO f32", "OpenVINO default")
+
+
+def prompts(size: tuple[int, int], objects: int) -> list[dict]:
+    """Object 1: a click at the middle; object 2: a box around the middle third."""
+    height, width = size
+    click = {"points": [[width // 2, height // 2]], "labels": [1]}
+    box = {"box": [width // 3, height // 3, 2 * width // 3, 2 * height // 3]}
+    return [click, box][:objects]
+
+
+class PartTimer:
+    """Seconds spent in each named call, summed: wraps a callable so that its calls count towards ``part``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, function, part: str):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+
+        return timed
+
+
+def track_openvino(folder, config: dict, frames: list, objects: int) -> list[tuple[float, dict[str, float]]]:
+    """Each frame's seconds and per-part seconds, tracked by `OVSam2VideoPredictor` compiled with ``config``."""
+    from utils.video_predictor import OVSam2VideoPredictor
+
+    predictor = OVSam2VideoPredictor(folder, config=config)
+    timer = PartTimer()
+    for attribute, part in (
+        ("encoder", "image encoder"),
+        ("memory_attention", "memory attention"),
+        ("decoder", "decoder"),
+        ("memory_encoder", "memory encoder"),
+    ):
+        setattr(predictor, attribute, timer.wrap(getattr(predictor, attribute), part))
+    state = predictor.init_state(frames)
+    for obj_id, prompt in enumerate(prompts(frames[0].shape[:2], objects), start=1):
+        predictor.add_new_points_or_box(state, 0, obj_id, **prompt)
+    return _timed_frames(predictor.propagate_in_video(state, start_frame_idx=1), timer)
+
+
+def track_transformers(model, frames: list, objects: int) -> list[tuple[float, dict[str, float]]]:
+    """The same with transformers' video model, its session fed the same pixels (`sam2_encoder_input`)."""
+    import numpy as np
+    import torch
+    import transformers
+
+    from utils.transforms import sam2_encoder_input
+
+    height, width = frames[0].shape[:2]
+    processor = transformers.Sam2VideoProcessor(
+        image_processor=transformers.Sam2ImageProcessor(), video_processor=transformers.Sam2VideoVideoProcessor()
+    )
+    edgetam = type(model).__name__.startswith("EdgeTam")
+    session_class = transformers.EdgeTamVideoInferenceSession if edgetam else transformers.Sam2VideoInferenceSession
+    pixels = torch.from_numpy(np.concatenate([sam2_encoder_input(frame) for frame in frames]))
+    session = session_class(video=pixels, video_height=height, video_width=width, dtype=torch.float32)
+    timer = PartTimer()
+    model.get_image_features = timer.wrap(model.get_image_features, "image encoder")
+    model.memory_attention.forward = timer.wrap(model.memory_attention.forward, "memory attention")
+    model._single_frame_forward = timer.wrap(model._single_frame_forward, "decoder")
+    model._encode_new_memory = timer.wrap(model._encode_new_memory, "memory encoder")
+    with torch.no_grad():
+        for obj_id, prompt in enumerate(prompts((height, width), objects), start=1):
+            if "box" in prompt:
+                inputs = {"input_boxes": [[prompt["box"]]]}
+            else:
+                inputs = {"input_points": [[prompt["points"]]], "input_labels": [[prompt["labels"]]]}
+            processor.add_inputs_to_inference_session(session, frame_idx=0, obj_ids=obj_id, **inputs)
+            model(session, frame_idx=0)
+        return _timed_frames(model.propagate_in_video_iterator(session, start_frame_idx=1), timer)
+
+
+def _timed_frames(frames, timer: PartTimer) -> list[tuple[float, dict[str, float]]]:
+    timed = []
+    while True:
+        timer.seconds.clear()
+        start = time.perf_counter()
+        if next(frames, None) is None:
+            return timed
+        timed.append((time.perf_counter() - start, dict(timer.seconds)))
+
+
+def summarise(timed: list[tuple[float, dict[str, float]]], full_from: int, work: float) -> dict:
+    """Mean seconds per frame (and per part) over the frames from ``full_from`` on, frames per second, GMAC/s."""
+    kept = timed[full_from - 1 :]  # timed[0] is frame 1
+    seconds = statistics.mean(total for total, _ in kept)
+    parts = {part: statistics.mean(each.get(part, 0.0) for _, each in kept) for part in kept[0][1]}
+    return {"seconds_per_frame": seconds, "fps": 1 / seconds, "parts": parts, "gmac_per_s": work / seconds}
+
+
+def measure(model_type: str, models_dir, frames: list, objects: int, rows=ROWS, compress_to_fp16: bool = True) -> dict:
+    """Every row of ``rows`` for ``model_type``: `summarise`'s figures, and the frame's work. The IR is the one a
+    user converts (FP16 weights), or with ``compress_to_fp16=False`` the f32 one the tests convert."""
+    from utils.checkpoints import load_sam
+    from utils.convert import ensure_video_ir
+    from utils.precision import F32
+
+    model = load_sam(model_type, video=True)
+    work = work_per_frame(model, objects)
+    full_from = model.config.num_maskmem
+    if len(frames) <= full_from:
+        raise ValueError(f"{len(frames)} frames never fill the memory ({full_from} frames): give more.")
+    folder = ensure_video_ir(model_type, models_dir, compress_to_fp16=compress_to_fp16, show_progress=False)
+    result = {"work_gmac": work, "rows": {}}
+    for name in rows:
+        if name == "transformers eager f32":
+            timed = track_transformers(model, frames, objects)
+        else:
+            timed = track_openvino(folder, F32 if name == "OpenVINO f32" else {}, frames, objects)
+        result["rows"][name] = summarise(timed, full_from, work["frame"])
+    baseline = result["rows"].get(ROWS[0])
+    for row in result["rows"].values():
+        if baseline:
+            row["speed_up"] = baseline["seconds_per_frame"] / row["seconds_per_frame"]
+    return result
+
+
+def markdown(result: dict) -> str:
+    """The time per tracked frame of every row and model, and each part's share of it."""
+    lines = [
+        "| model | objects | configuration | s per frame | x | frames per s | GMAC/s "
+        "| image encoder | memory attention | decoder | memory encoder |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for model_type, measured in result["models"].items():
+        for name, row in measured["rows"].items():
+            shares = [f"{100 * row['parts'].get(part, 0.0) / row['seconds_per_frame']:.0f}%" for part in PARTS]
+            ratio = f"{row['speed_up']:.2f}" if "speed_up" in row else "n/a"
+            cells = [model_type, str(result["objects"]), name, f"{row['seconds_per_frame']:.2f}", ratio]
+            cells += [f"{row['fps']:.2f}", f"{row['gmac_per_s']:.0f}", *shares]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def work_markdown(work: dict[str, dict[str, float]]) -> str:
     """A table of `work_per_frame`'s counts, a row per model type."""
     parts = list(next(iter(work.values())))
     lines = [
@@ -61,17 +215,29 @@ def markdown(work: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+def main(argv: list[str] | None = None) -> dict:
     from utils.checkpoints import load_sam
+    from utils.transforms import read_rgb_image
+    from utils.video_frames import camera_pan
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--model-types", nargs="+", default=["sam2.1_hiera_tiny", "edgetam"])
-    parser.add_argument("--objects", type=int, default=OBJECTS)
+    parser.add_argument("--objects", type=int, default=OBJECTS, choices=(1, 2))
+    parser.add_argument("--frames", type=int, default=12, help="frames of the clip (the memory is full from 7 on)")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
+    parser.add_argument("--work-only", action="store_true", help="count the work per frame, time nothing")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "video.json")
     args = parser.parse_args(argv)
-    work = {name: work_per_frame(load_sam(name, video=True), args.objects) for name in args.model_types}
-    print(f"Work per tracked frame with {args.objects} objects and a full memory:\n")
-    print(markdown(work))
-    return work
+    if args.work_only:
+        work = {name: work_per_frame(load_sam(name, video=True), args.objects) for name in args.model_types}
+        print(f"Work per tracked frame with {args.objects} object(s) and a full memory:\n")
+        print(work_markdown(work))
+        return work
+    cpu = print_header(args.model_types[0])
+    frames = camera_pan(read_rgb_image(args.image), args.frames)
+    models = {name: measure(name, args.models_dir, frames, args.objects, args.rows) for name in args.model_types}
+    result = {"cpu": cpu, "objects": args.objects, "frames": args.frames, "models": models}
+    return publish(result, markdown(result), args.output)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 
 from utils.precision import F32  # noqa: F401 - re-exported: the tests' compile config for parity
 from utils.transforms import read_rgb_image
+from utils.video_frames import camera_pan
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -73,3 +74,8 @@ def convert_in_own_process(model_type: str, output_dir: Path, **options) -> tupl
         raise RuntimeError(f"converting {model_type} failed:\n{done.stderr[-4000:]}")
     encoder_xml, decoder_xml = json.loads(done.stdout.strip().splitlines()[-1])
     return Path(encoder_xml), Path(decoder_xml)
+
+
+def camera_clip(frames: int, size: tuple[int, int] = (240, 320), step: int = 12) -> list[np.ndarray]:
+    """The tests' clip: `utils.video_frames.camera_pan` over the truck photo."""
+    return camera_pan(read_rgb_image(DATA / "truck.jpg"), frames, size, step)

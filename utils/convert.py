@@ -302,7 +302,8 @@ def convert_video_part(model, part: Part) -> ov.Model:
 
 def video_config(model) -> dict:
     """What the tracker needs of ``model`` besides the video IR: its memory settings (transformers' config names)
-    and the weights it applies in NumPy: the "no object" pointer, and the 4x4 convolution that turns a mask prompt
+    and the weights it applies in NumPy: the "no memory" embedding (to take it off the image IR's map), the
+    "no object" pointer, and the 4x4 convolution that turns a mask prompt
     at 1024x1024 into the decoder's 256x256 mask input."""
     config = model.config
     settings = (
@@ -324,6 +325,10 @@ def video_config(model) -> dict:
         "dynamic_multimask_stability_delta": decoder.dynamic_multimask_stability_delta,
         "dynamic_multimask_stability_thresh": decoder.dynamic_multimask_stability_thresh,
         "memory_in_bfloat16": not hasattr(model, "spatial_perceiver"),
+        # EdgeTamVideoModel encodes each object's memory on its own, thresholding its mask where its own prompt
+        # made it; Sam2VideoModel encodes a frame's objects together, thresholding all where any was prompted
+        "memory_encoded_per_object": type(model).__name__.startswith("EdgeTam"),
+        "no_memory_embedding": model.no_memory_embedding.detach().reshape(-1).tolist(),
         "no_object_pointer": model.no_object_pointer.detach().reshape(-1).tolist(),
         "mask_downsample_weight": model.mask_downsample.weight.detach().reshape(-1).tolist(),
         "mask_downsample_bias": model.mask_downsample.bias.detach().reshape(-1).tolist(),

@@ -75,11 +75,13 @@ EXPORT_CODE_MODULES = (
     "utils.convert",
     "utils.model_spec",
     "utils.transforms",
+    "utils.sam2_models",
 )
 """The modules whose code defines the exported graphs: the wrappers, the decoder split, the conversion (input
 shapes, port names), the families' parts and their outputs' names (all of `utils.model_spec` counts, its weights
-tables too: editing them converts once more, which is slower but never wrong), and the constants the wrappers take
-from `utils.transforms`. Their digest is in every stamp."""
+tables too: editing them converts once more, which is slower but never wrong), the constants the wrappers take
+from `utils.transforms`, and how SAM 2's models are built (`utils.sam2_models`: their configs, and the random
+weights the tests draw). Their digest is in every stamp."""
 
 
 VIDEO_EXPORT_CODE_MODULES = (*EXPORT_CODE_MODULES, "utils.sam2_video_export")

@@ -3,6 +3,7 @@
 `load_predictor` says which weights are in use (a loud warning for random ones), makes
 the IR if it is missing and builds an `OVSamPredictor`; `embed_image` reads an image and
 runs the encoder once, printing how long that took. Notebook 01 shows the steps they hide.
+`load_video_predictor` does for tracking what `load_predictor` does for images.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import time
 import numpy as np
 
 from utils.checkpoints import describe_weights
-from utils.convert import ensure_sam_ir
+from utils.convert import ensure_sam_ir, ensure_video_ir
 from utils.model_spec import ModelSpec, model_spec, resolve
 from utils.predictor import OVSamPredictor
 from utils.transforms import read_rgb_image
+from utils.video_predictor import OVSam2VideoPredictor
 
 
 def load_predictor(
@@ -35,6 +37,19 @@ def load_predictor(
     print(describe_weights(spec))
     encoder_xml, decoder_xml = ensure_sam_ir(spec, models_dir)
     return resolve(spec.family.predictor)(encoder_xml, decoder_xml, device=device, config=config)
+
+
+def load_video_predictor(
+    model_type: str | ModelSpec = "sam2.1_hiera_tiny",
+    models_dir: str | os.PathLike = "models",
+    device: str = "CPU",
+    config: dict | None = None,
+) -> OVSam2VideoPredictor:
+    """A video predictor (sam2's `SAM2VideoPredictor` calls) for SAM 2.1 or EdgeTAM on ``device``, converting the
+    image and video parts first where their IR is missing (`utils.convert.ensure_video_ir`)."""
+    spec = model_spec(model_type)
+    print(describe_weights(spec))
+    return OVSam2VideoPredictor(ensure_video_ir(spec, models_dir), device=device, config=config)
 
 
 def embed_image(predictor: OVSamPredictor, image_path: str | os.PathLike) -> np.ndarray:

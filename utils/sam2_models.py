@@ -40,6 +40,10 @@ SAM2_MODEL_TYPES = SAM_2.model_types
 SELECTIVE_ATTENTION = 8
 """How much wider than transformers' initialisation the random video model's memory attention projections are drawn
 (`build_reference_model`)."""
+VISIBLE_OBJECT_SCORE = 2.0
+"""The random model's object score bias (`build_reference_model`): drawn at transformers' initialisation, the score
+of any prompt is within 0.05 of zero, below it for EdgeTAM's seed 0, whose tracker then scored every object absent
+and gave empty masks, which any tracker matches."""
 
 
 def reference_config(model_type: str | ModelSpec, video: bool = False):
@@ -110,12 +114,17 @@ def build_reference_model(
     times wider: at transformers' initialisation that attention is nearly uniform over the tens of thousands of
     memory tokens, so a memory position encoding left out or a frame put in the wrong place changed the output by
     about 1e-6, no more than f32 rounding, and a parity test could not see it (widened: by about 3e-3).
+
+    The decoder's object score is moved up to about `VISIBLE_OBJECT_SCORE`, so that a prompted object is seen, as
+    the trained model sees it, by a margin no rounding crosses.
     """
     import torch
 
     spec = model_spec(model_type)
     torch.manual_seed(seed)
     model = _randomised(reference_model_class(spec)(reference_config(spec)).eval(), std)
+    with torch.no_grad():
+        model.mask_decoder.pred_obj_score_head.proj_out.bias.add_(VISIBLE_OBJECT_SCORE)
     if not video:
         return model
     video_model = _randomised(reference_model_class(spec, video=True)(reference_config(spec, video=True)).eval(), std)
