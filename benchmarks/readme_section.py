@@ -7,6 +7,8 @@
         --output-dir benchmarks/published/compare-sam2.1_hiera_tiny
     .venv/bin/python -m benchmarks.label_throughput --output benchmarks/published/label_throughput-bf16.json
     (and with the AVX2 cap exported, --output benchmarks/published/label_throughput-avx2.json)
+    .venv/bin/python -m benchmarks.video --objects 2 --output benchmarks/published/video-bf16.json
+    (and with the AVX2 cap exported, --model-types edgetam --objects 1 --output benchmarks/published/video-avx2.json)
     .venv/bin/python -m benchmarks.readme_section            # rewrite README.md between the markers
     .venv/bin/python -m benchmarks.readme_section --check    # exit 1 where README.md differs (the tests do this)
 
@@ -52,6 +54,12 @@ def _label_throughput_markdown(result: dict) -> str:
     return readme_markdown(result)
 
 
+def _video_markdown(result: dict) -> str:
+    from benchmarks.video import readme_markdown
+
+    return readme_markdown(result)
+
+
 def _model_table(result: dict) -> str:
     from benchmarks.sam2_encoders import model_table
 
@@ -65,6 +73,8 @@ SECTIONS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "compare_sam2": ("compare-sam2.1_hiera_tiny/compare.json", _compare_markdown),
     "label_throughput_avx2": ("label_throughput-avx2.json", _label_throughput_markdown),
     "label_throughput_bf16": ("label_throughput-bf16.json", _label_throughput_markdown),
+    "video_bf16": ("video-bf16.json", _video_markdown),
+    "video_avx2": ("video-avx2.json", _video_markdown),
 }
 """Section name -> (results file in benchmarks/published/, the benchmark's own markdown for it)."""
 

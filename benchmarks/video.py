@@ -17,6 +17,7 @@ part's share measured around its calls; GMAC/s is the frame's work over its time
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -204,6 +205,20 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def readme_markdown(result: dict) -> str:
+    """The README's section: the CPU (and its oneDNN cap), the clip, then `markdown`'s table."""
+    from utils.precision import widest_isa
+
+    cpu = result["cpu"]
+    cap = cpu.get("onednn_isa_cap")
+    where = f"{cpu['cpu']} with {widest_isa(cpu['isa'])}" + (f" under the cap ONEDNN_MAX_CPU_ISA={cap}" if cap else "")
+    clip = f"{result['frames']} frames, the memory full from frame 7 on"
+    return (
+        f"{where}, {result['cores']} cores; the default precision there: {result['default_precision']}; {clip}; "
+        f"random weights (the times are real, the masks are not).\n\n{markdown(result)}"
+    )
+
+
 def work_markdown(work: dict[str, dict[str, float]]) -> str:
     """A table of `work_per_frame`'s counts, a row per model type."""
     parts = list(next(iter(work.values())))
@@ -217,6 +232,7 @@ def work_markdown(work: dict[str, dict[str, float]]) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     from utils.checkpoints import load_sam
+    from utils.precision import choose_precision
     from utils.transforms import read_rgb_image
     from utils.video_frames import camera_pan
 
@@ -236,8 +252,15 @@ def main(argv: list[str] | None = None) -> dict:
     cpu = print_header(args.model_types[0])
     frames = camera_pan(read_rgb_image(args.image), args.frames)
     models = {name: measure(name, args.models_dir, frames, args.objects, args.rows) for name in args.model_types}
-    result = {"cpu": cpu, "objects": args.objects, "frames": args.frames, "models": models}
-    return publish(result, markdown(result), args.output)
+    result = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "default_precision": choose_precision(),
+        "objects": args.objects,
+        "frames": args.frames,
+        "models": models,
+    }
+    return publish(result, readme_markdown(result), args.output)
 
 
 if __name__ == "__main__":
