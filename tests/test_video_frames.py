@@ -38,6 +38,14 @@ def test_an_array_a_folder_and_a_file_give_the_same_frames(clip, tmp_path):
         assert np.abs(video[index].astype(int) - clip[index]).mean() < 12, "mp4v is lossy, not another frame"
 
 
+def test_a_file_that_counts_more_frames_than_it_holds_ends_where_decoding_does(clip, tmp_path):
+    write_mp4(tmp_path / "clip.mp4", clip)
+    video = video_frames(tmp_path / "clip.mp4")
+    video.num_frames = 7  # as a container whose header over-counts
+    assert [index for index in range(7) if video.has_frame(index)] == [0, 1, 2, 3]
+    assert video.num_frames == 4 and video[3].shape == (48, 64, 3)
+
+
 def test_a_stream_is_read_in_order_and_ends_cleanly(clip):
     frames = video_frames(frame for frame in clip)
     assert type(frames) is StreamFrames and frames.num_frames is None

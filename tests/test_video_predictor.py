@@ -18,7 +18,7 @@ from utils.accuracy import PARITY_MIN_MASK_IOU, mask_iou
 from utils.checkpoints import load_sam
 from utils.convert import ensure_video_ir
 from utils.transforms import sam2_encoder_input
-from utils.video_predictor import OVSam2VideoPredictor
+from utils.video_predictor import FrameSpans, OVSam2VideoPredictor
 
 FRAMES, CORRECTED = 5, 2
 CLICK, BOX, CORRECTION = [120, 100], [150, 60, 260, 170], [130, 110]
@@ -139,12 +139,18 @@ def stand_in_predictor() -> OVSam2VideoPredictor:
         np.zeros((1, 32, 256, 256), np.float32),
         np.zeros((1, 64, 128, 128), np.float32),
     ]
-    predictor.decoder = lambda inputs: {
-        "masks": np.ones((1, 4, 256, 256), np.float32),
-        "iou_predictions": np.ones((1, 4), np.float32),
-        "object_score_logits": np.ones((1, 1), np.float32),
-        "object_pointers": np.zeros((1, 4, 256), np.float32),
-    }
+    predictor.clicks = []
+
+    def decoder(inputs):
+        predictor.clicks.append(int((inputs[4] >= 0).sum()))  # the prompt's points, padding (-1) left out
+        return {
+            "masks": np.ones((1, 4, 256, 256), np.float32),
+            "iou_predictions": np.ones((1, 4), np.float32),
+            "object_score_logits": np.ones((1, 1), np.float32),
+            "object_pointers": np.zeros((1, 4, 256), np.float32),
+        }
+
+    predictor.decoder = decoder
     predictor.attended = []
 
     def memory_attention(inputs):
@@ -166,8 +172,10 @@ def state_bytes(state) -> int:
 
 
 def test_the_state_stops_growing_on_a_long_stream():
-    """A camera-like stream of 60 frames: after the memory's window fills, the state holds the same bytes, and the
-    memory attention sees at most the prompted frame and six tracked ones, and sixteen pointers."""
+    """A camera-like stream of 60 frames: after the memory's window fills, the state holds the same bytes (and the
+    tracked frames one run), and the memory attention sees at most the prompted frame and six tracked ones, and
+    sixteen pointers. Kept: the fifteen frames after the prompted one (a reverse pass from it reads them), the fifteen
+    before the current one and the current one."""
     predictor = stand_in_predictor()
     frame = np.zeros((24, 32, 3), np.uint8)
     state = predictor.init_state(frame for _ in range(60))
@@ -177,9 +185,84 @@ def test_the_state_stops_growing_on_a_long_stream():
         assert obj_ids == [1] and logits.shape == (1, 1, 24, 32)
         sizes[frame_idx] = state_bytes(state)
     assert max(sizes) == 59, "the stream's end ends the propagation"
-    assert sizes[20] == sizes[40] == sizes[59]
-    assert max(predictor.attended) == (7, 16) and len(state.objects[1].tracked) == 16
-    assert sum(output.memory is not None for output in state.objects[1].tracked.values()) == 7
+    assert sizes[35] == sizes[45] == sizes[59], "flat once the window leaves the frames kept by the prompt"
+    assert max(memory for memory, _ in predictor.attended) == 7
+    assert max(pointers for _, pointers in predictor.attended) == 16
+    tracked = state.objects[1]
+    assert sorted(tracked.tracked) == [*range(1, 16), *range(44, 60)]
+    assert sorted(frame for frame, output in tracked.tracked.items() if output.memory is not None) == [
+        *range(1, 7),
+        *range(53, 60),
+    ]
+    assert (tracked.tracked_frames.starts, tracked.tracked_frames.ends) == ([1], [59])
+
+
+def test_frame_spans_merge_runs_of_frames():
+    spans = FrameSpans()
+    for frame in (5, 7, 6, 1, 2, 9):
+        spans.add(frame)
+    assert (spans.starts, spans.ends) == ([1, 5, 9], [2, 7, 9])
+    assert [frame for frame in range(11) if frame in spans] == [1, 2, 5, 6, 7, 9]
+    spans.add(8)
+    assert (spans.starts, spans.ends) == ([1, 5], [2, 9])
+
+
+def test_a_correction_is_kept_when_a_later_one_tracks_again_what_was_forgotten():
+    """Corrections on frames 20 and 35 of 40, each after a propagation: the second re-tracks frames 0 to 34 (their
+    outputs were forgotten), and frame 20 is decoded with its click again, as transformers keeps its output."""
+    predictor = stand_in_predictor()
+    state = predictor.init_state([np.zeros((24, 32, 3), np.uint8)] * 40)
+    predictor.add_new_points_or_box(state, 0, 1, points=[[10, 10]], labels=[1])
+    list(predictor.propagate_in_video(state))
+    predictor.add_new_points_or_box(state, 20, 1, points=[[12, 10]], labels=[0])
+    list(predictor.propagate_in_video(state, start_frame_idx=21))
+    predictor.clicks.clear()
+    predictor.add_new_points_or_box(state, 35, 1, points=[[14, 10]], labels=[0])
+    assert predictor.clicks.count(1) == 2, "frame 20's click replayed, then frame 35's"
+    assert len(predictor.clicks) == 35, "frames 1 to 34 tracked again (the prompted frame 0 reused), then frame 35"
+
+
+def test_an_object_added_after_a_long_pass_joins_without_error():
+    predictor = stand_in_predictor()
+    state = predictor.init_state([np.zeros((24, 32, 3), np.uint8)] * 40)
+    predictor.add_new_points_or_box(state, 0, 1, points=[[10, 10]], labels=[1])
+    list(predictor.propagate_in_video(state))
+    frame_idx, obj_ids, logits = predictor.add_new_points_or_box(state, 30, 2, box=[2, 2, 20, 20])
+    assert (frame_idx, obj_ids, logits.shape) == (30, [1, 2], (2, 1, 24, 32))
+    assert [frame for frame, _, _ in predictor.propagate_in_video(state, start_frame_idx=30)] == list(range(30, 40))
+
+
+def test_a_reverse_pass_after_a_forward_one_reads_the_frames_after_the_prompt():
+    """Prompted on frame 10, tracked forwards to 39, then backwards: frame 9 attends to the prompted frame and the
+    five tracked frames after it (11 to 15), and to their pointers and nine more (to frame 24), as sam2 and
+    transformers do; had the forward pass forgotten them, it would see the prompted frame alone."""
+    predictor = stand_in_predictor()
+    state = predictor.init_state([np.zeros((24, 32, 3), np.uint8)] * 40)
+    predictor.add_new_points_or_box(state, 10, 1, points=[[10, 10]], labels=[1])
+    list(predictor.propagate_in_video(state))
+    predictor.attended.clear()
+    backwards = predictor.propagate_in_video(state, reverse=True, max_frame_num_to_track=1)
+    assert [frame for frame, _, _ in backwards] == [10, 9]
+    assert predictor.attended == [(6, 15)]
+
+
+def test_frame_ranges_are_sam2s():
+    predictor = stand_in_predictor()
+    state = predictor.init_state([np.zeros((24, 32, 3), np.uint8)] * 10)
+    predictor.add_new_points_or_box(state, 4, 1, points=[[10, 10]], labels=[1])
+
+    def frames(**options):
+        return [frame for frame, _, _ in predictor.propagate_in_video(state, **options)]
+
+    assert frames(max_frame_num_to_track=0) == [4]
+    assert frames(max_frame_num_to_track=0, reverse=True) == [4]
+    assert frames(max_frame_num_to_track=2, reverse=True) == [4, 3, 2]
+    assert frames(start_frame_idx=8) == [8, 9]
+    assert frames(start_frame_idx=0, reverse=True) == []
+    with pytest.raises(ValueError, match="first prompted on frame 4"):
+        frames(start_frame_idx=2)
+    with pytest.raises(ValueError, match="count of frames"):
+        frames(max_frame_num_to_track=-1)
 
 
 def test_bad_prompts_are_refused_with_what_to_do():

@@ -110,6 +110,16 @@ class FileFrames(VideoFrames):
         self.next_index += 1
         return True
 
+    def has_frame(self, index: int) -> bool:
+        """As `VideoFrames.has_frame`, decoding the next frame in order first: a container that counts more frames
+        than it holds (some do) ends where decoding does, as a stream would."""
+        if not super().has_frame(index):
+            return False
+        if index == self.next_index and not self._read_next():
+            self.num_frames = index
+            return False
+        return True
+
     def __getitem__(self, index: int) -> np.ndarray:
         if not self.has_frame(index):
             raise IndexError(f"frame {index} is outside {self.path}'s {self.num_frames} frames.")

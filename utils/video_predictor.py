@@ -17,8 +17,10 @@ how, is transformers' `Sam2VideoModel.forward` and its session (the reference th
 - SAM 2.1's memory rounded to bfloat16, as transformers stores it.
 
 Unlike transformers' session, the state keeps nothing else: no frames (they are read again from the video when
-needed), no image features but the current frame's, and no outputs of tracked frames beyond those windows, so a
-long video or a camera runs in constant memory. Results are yielded, not kept.
+needed), no image features but the current frame's, and no outputs of tracked frames beyond those windows (around
+the current frame, and around each prompted frame for a pass the other way), so a long video or a camera runs in
+constant memory. Results are yielded, not kept. A correction on a frame whose window was forgotten tracks again
+from the prompted frame before it, earlier corrections included (a frame's time per frame).
 
 A prompt on a frame that tracking already went through corrects the track from there, as transformers does it: the
 frame is decoded again with the prompt and with its memory, and the frames after it remember the corrected mask
@@ -28,6 +30,7 @@ frame is decoded again with the prompt and with its memory, and the frames after
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -76,6 +79,36 @@ class FrameOutput:
     """[T, 64] the frame's memory for this object, once encoded."""
 
 
+class FrameSpans:
+    """A set of frame indices kept as sorted runs of consecutive frames: tracking goes frame by frame, so a long
+    video or an endless stream takes a few runs, not an entry per frame."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def __contains__(self, frame: int) -> bool:
+        index = bisect.bisect_right(self.starts, frame) - 1
+        return index >= 0 and frame <= self.ends[index]
+
+    def add(self, frame: int) -> None:
+        if frame in self:
+            return
+        index = bisect.bisect_right(self.starts, frame)  # the runs before index start at or before frame
+        joins_left = index > 0 and self.ends[index - 1] == frame - 1
+        joins_right = index < len(self.starts) and self.starts[index] == frame + 1
+        if joins_left and joins_right:
+            self.ends[index - 1] = self.ends.pop(index)
+            del self.starts[index]
+        elif joins_left:
+            self.ends[index - 1] = frame
+        elif joins_right:
+            self.starts[index] = frame
+        else:
+            self.starts.insert(index, frame)
+            self.ends.insert(index, frame)
+
+
 @dataclass
 class TrackedObject:
     obj_id: int
@@ -88,8 +121,11 @@ class TrackedObject:
     tracked: dict[int, FrameOutput] = field(default_factory=dict)
     """Outputs of recent tracked frames: the pointers' window back from the last one, with memory for the memory's
     window (`OVSam2VideoPredictor._forget_beyond_windows`)."""
-    tracked_frames: set[int] = field(default_factory=set)
+    tracked_frames: FrameSpans = field(default_factory=FrameSpans)
     """Every frame tracking went through (a prompt there corrects instead of starting)."""
+    corrected: set[int] = field(default_factory=set)
+    """Tracked frames whose kept output was decoded with their prompt (a correction): tracking them again, to restore
+    what was forgotten (`OVSam2VideoPredictor._restore_window`), decodes them with it again."""
     new_inputs: bool = False
 
 
@@ -179,11 +215,11 @@ class OVSam2VideoPredictor:
             point_labels.append(clicks[1])
         coords = sam2_apply_coords(np.concatenate(coords), (height, width))
         point_labels = np.concatenate(point_labels)
+        self._restore_window(state, frame_idx)  # before a new object joins: it has nothing to restore
         obj = state.objects.setdefault(obj_id, TrackedObject(obj_id))
         if not clear_old_points and frame_idx in obj.points:
             old_coords, old_labels = obj.points[frame_idx]
             coords, point_labels = np.concatenate([old_coords, coords]), np.concatenate([old_labels, point_labels])
-        self._restore_window(state, frame_idx)
         obj.points[frame_idx] = (coords, point_labels)
         obj.masks.pop(frame_idx, None)
         return self._prompt_frame(state, frame_idx, obj)
@@ -219,11 +255,22 @@ class OVSam2VideoPredictor:
                 raise ValueError("Nothing to track yet: prompt an object first (add_new_points_or_box).")
             start_frame_idx = min(prompted)
         self._require_frame(state, start_frame_idx)
+        if not reverse:
+            for obj in state.objects.values():
+                first = min(obj.prompted, default=None)
+                if first is not None and start_frame_idx < first:
+                    raise ValueError(
+                        f"Object {obj.obj_id} is first prompted on frame {first}: track forwards from there, or "
+                        f"backwards from it with reverse=True (no object pointer precedes frame {start_frame_idx})."
+                    )
+        if max_frame_num_to_track is not None and max_frame_num_to_track < 0:
+            raise ValueError(f"max_frame_num_to_track is a count of frames, got {max_frame_num_to_track}.")
         total = state.num_frames
         if reverse:
             if total is None:
                 raise ValueError("A live stream can only be tracked forwards.")
-            last = max(start_frame_idx - (max_frame_num_to_track or total), 0)
+            steps = max_frame_num_to_track if max_frame_num_to_track is not None else total
+            last = max(start_frame_idx - steps, 0)
             order = range(start_frame_idx, last - 1, -1) if start_frame_idx > 0 else range(0)
         else:
             steps = max_frame_num_to_track if max_frame_num_to_track is not None else total
@@ -245,8 +292,9 @@ class OVSam2VideoPredictor:
         low_res = self._run_frame(state, frame_idx, reverse=False)
         return frame_idx, state.obj_ids, self._video_masks(state, low_res)
 
-    def _run_frame(self, state: VideoState, frame_idx: int, reverse: bool) -> np.ndarray:
-        """Every object on ``frame_idx``: its mask logits [objects, 256, 256]; the outputs and memory stored."""
+    def _run_frame(self, state: VideoState, frame_idx: int, reverse: bool, replay: bool = False) -> np.ndarray:
+        """Every object on ``frame_idx``: its mask logits [objects, 256, 256]; the outputs and memory stored. With
+        ``replay`` (restoring forgotten frames), a frame that was corrected is decoded with its prompt again."""
         features = self._features(state, frame_idx)
         to_encode: list[tuple[FrameOutput, np.ndarray, bool]] = []
         masks = []
@@ -260,6 +308,10 @@ class OVSam2VideoPredictor:
                     reverse = False if prompted else reverse
                     clicks, mask = obj.points.get(frame_idx), obj.masks.get(frame_idx)
                     obj.new_inputs = clicks is None and mask is None
+                elif replay and frame_idx in obj.corrected:
+                    clicks, mask = obj.points.get(frame_idx), obj.masks.get(frame_idx)
+                if not prompted:
+                    (obj.corrected.add if clicks is not None or mask is not None else obj.corrected.discard)(frame_idx)
                 if mask is not None:
                     output, memory_mask = self._mask_as_output(features, mask)
                 else:
@@ -418,13 +470,14 @@ class OVSam2VideoPredictor:
         return self.settings["num_maskmem"] - 1, self.settings["max_object_pointers_in_encoder"] - 1
 
     def _forget_beyond_windows(self, state: VideoState, frame_idx: int) -> None:
-        """Drop what no frame after ``frame_idx`` can attend to: tracked outputs beyond the pointers' window, their
-        memory beyond the memory's window, and every tracked frame's mask (only a prompted frame's is shown
-        again)."""
+        """Drop what no later frame can attend to: tracked outputs beyond the pointers' window of ``frame_idx`` and of
+        every prompted frame (a pass the other way from a prompted frame reads its neighbours), their memory beyond
+        the memory's window, and every tracked frame's mask (only a prompted frame's is shown again)."""
         memory_window, pointer_window = self._windows()
         for obj in state.objects.values():
+            anchors = [frame_idx, *obj.prompted]
             for frame, output in list(obj.tracked.items()):
-                distance = abs(frame - frame_idx)
+                distance = min(abs(frame - anchor) for anchor in anchors)
                 if distance > pointer_window:
                     del obj.tracked[frame]
                     continue
@@ -449,7 +502,7 @@ class OVSam2VideoPredictor:
             return
         starts = [frame for obj in objects for frame in obj.prompted if frame < frame_idx]
         for frame in range(min(starts, default=frame_idx), frame_idx):
-            self._run_frame(state, frame, reverse=False)
+            self._run_frame(state, frame, reverse=False, replay=True)
             self._forget_beyond_windows(state, frame)
 
     def _video_masks(self, state: VideoState, low_res: np.ndarray) -> np.ndarray:
