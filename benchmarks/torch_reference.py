@@ -65,3 +65,26 @@ class TorchSam2Predictor(OVSam2Predictor):
                 **{name: torch.from_numpy(np.array(value)) for name, value in inputs.items()}
             )
         return {"masks": masks.numpy(), "iou_predictions": scores.numpy()}
+
+
+def transformers_video_session(model, frames: list[np.ndarray]):
+    """(processor, session): transformers' video processor and an inference session for ``model``
+    (`Sam2VideoModel` or `EdgeTamVideoModel`) on ``frames``, fed the pixels the OpenVINO tracker reads
+    (`utils.transforms.sam2_encoder_input`), at f32."""
+    import transformers
+
+    from utils.transforms import sam2_encoder_input
+
+    height, width = frames[0].shape[:2]
+    processor = transformers.Sam2VideoProcessor(
+        image_processor=transformers.Sam2ImageProcessor(), video_processor=transformers.Sam2VideoVideoProcessor()
+    )
+    session_class = (
+        transformers.EdgeTamVideoInferenceSession
+        if isinstance(model, transformers.EdgeTamVideoModel)
+        else transformers.Sam2VideoInferenceSession
+    )
+    pixels = torch.from_numpy(np.concatenate([sam2_encoder_input(frame) for frame in frames]))
+    # dtype named: the session's default, the string "float32", fails in torch's .to()
+    session = session_class(video=pixels, video_height=height, video_width=width, dtype=torch.float32)
+    return processor, session

@@ -113,20 +113,12 @@ def track_openvino(folder, config: dict, frames: list, objects: int) -> list[tup
 
 def track_transformers(model, frames: list, objects: int) -> list[tuple[float, dict[str, float]]]:
     """The same with transformers' video model, its session fed the same pixels (`sam2_encoder_input`)."""
-    import numpy as np
     import torch
-    import transformers
 
-    from utils.transforms import sam2_encoder_input
+    from benchmarks.torch_reference import transformers_video_session
 
     height, width = frames[0].shape[:2]
-    processor = transformers.Sam2VideoProcessor(
-        image_processor=transformers.Sam2ImageProcessor(), video_processor=transformers.Sam2VideoVideoProcessor()
-    )
-    edgetam = type(model).__name__.startswith("EdgeTam")
-    session_class = transformers.EdgeTamVideoInferenceSession if edgetam else transformers.Sam2VideoInferenceSession
-    pixels = torch.from_numpy(np.concatenate([sam2_encoder_input(frame) for frame in frames]))
-    session = session_class(video=pixels, video_height=height, video_width=width, dtype=torch.float32)
+    processor, session = transformers_video_session(model, frames)
     timer = PartTimer()
     model.get_image_features = timer.wrap(model.get_image_features, "image encoder")
     model.memory_attention.forward = timer.wrap(model.memory_attention.forward, "memory attention")

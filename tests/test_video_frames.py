@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import camera_clip
+from utils import video_output
 from utils.video_frames import ArrayFrames, FileFrames, FolderFrames, StreamFrames, video_frames
 
 
@@ -16,10 +17,9 @@ def clip():
 
 
 def write_mp4(path, frames) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (frames[0].shape[1], frames[0].shape[0]))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    """The frames as an mp4, through `utils.video_output.write_mp4` with no mask drawn."""
+    no_masks = np.zeros((0, *frames[0].shape[:2]), bool)
+    video_output.write_mp4(path, ((frame, no_masks) for frame in frames))
 
 
 def test_an_array_a_folder_and_a_file_give_the_same_frames(clip, tmp_path):

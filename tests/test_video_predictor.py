@@ -11,13 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import transformers
 
+from benchmarks.torch_reference import transformers_video_session
 from tests.helpers import F32, camera_clip
 from utils.accuracy import PARITY_MIN_MASK_IOU, mask_iou
 from utils.checkpoints import load_sam
 from utils.convert import ensure_video_ir
-from utils.transforms import sam2_encoder_input
 from utils.video_predictor import FrameSpans, OVSam2VideoPredictor
 
 FRAMES, CORRECTED = 5, 2
@@ -39,16 +38,7 @@ def pair(request, sam2_models_dir):
 def reference_tracks(model, frames: list[np.ndarray]) -> dict[int, np.ndarray]:
     """transformers' mask logits [objects, H, W] per frame for the issue's case."""
     height, width = frames[0].shape[:2]
-    processor = transformers.Sam2VideoProcessor(
-        image_processor=transformers.Sam2ImageProcessor(), video_processor=transformers.Sam2VideoVideoProcessor()
-    )
-    session_class = (
-        transformers.EdgeTamVideoInferenceSession
-        if isinstance(model, transformers.EdgeTamVideoModel)
-        else transformers.Sam2VideoInferenceSession
-    )
-    pixels = torch.from_numpy(np.concatenate([sam2_encoder_input(frame) for frame in frames]))
-    session = session_class(video=pixels, video_height=height, video_width=width, dtype=torch.float32)
+    processor, session = transformers_video_session(model, frames)
     logits = {}
 
     def keep(output):

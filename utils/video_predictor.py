@@ -381,7 +381,7 @@ class OVSam2VideoPredictor:
         the memory encoder takes."""
         scale, bias = MASK_PROMPT_LOGITS
         high_res = mask * scale + bias
-        low_res = antialiased_downsample(high_res, LOW_RES_MASK_SIZE)
+        low_res = antialiased_resize(high_res, (LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE))
         weight = np.array(self.settings["mask_downsample_weight"], np.float32).reshape(4, 4)
         stride = IMAGE_SIZE // LOW_RES_MASK_SIZE
         blocks = mask.reshape(LOW_RES_MASK_SIZE, stride, LOW_RES_MASK_SIZE, stride)
@@ -566,10 +566,6 @@ def mask_at_model_size(mask: np.ndarray) -> np.ndarray:
     if mask.shape == (IMAGE_SIZE, IMAGE_SIZE):
         return (mask != 0).astype(np.float32)
     return (antialiased_resize((mask != 0).astype(np.float32), (IMAGE_SIZE, IMAGE_SIZE)) >= 0.5).astype(np.float32)
-
-
-def antialiased_downsample(plane: np.ndarray, size: int) -> np.ndarray:
-    return antialiased_resize(plane, (size, size))
 
 
 def antialiased_resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
