@@ -18,11 +18,13 @@ from utils.ir_store import (
     INT8_STAMP_FILE,
     KIT_IR_FOLDER,
     STAMP_FILE,
+    VIDEO_STAMP_FILE,
     conversion_stamp,
     int8_files,
     ir_directory,
     ir_files,
     take_from_kit,
+    video_files,
 )
 
 ROOT = DATA.parent
@@ -201,3 +203,43 @@ def test_light_install_without_a_kit_says_so_in_one_sentence(tmp_path):
     done = run_light('ensure_sam_ir("vit_b", sys.argv[2])', tmp_path / "no-kit", tmp_path / "models")
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("ModuleNotFoundError: This step builds SAM in PyTorch") and "workshop kit" in last
+
+
+def test_light_install_tracks_with_the_video_ir_from_the_kit(sam2_models_dir, tmp_path, monkeypatch):
+    """`utils.prefetch.add_ir` puts EdgeTAM's video parts in the kit beside its image IR (the tests' f32 IR here;
+    its INT8 encoder is left out, SAM 1's tests cover that), and a light install tracks from them, converting
+    nothing; a stale video stamp there is an error that names the difference."""
+    from utils import prefetch
+    from utils.convert import ensure_video_ir
+
+    folder = ensure_video_ir("edgetam", sam2_models_dir, compress_to_fp16=False, show_progress=False)
+    monkeypatch.setattr("utils.convert.ensure_sam_ir", lambda spec, models_dir: (folder / "image_encoder.xml", None))
+    monkeypatch.setattr("utils.convert.ensure_video_ir", lambda spec, models_dir: folder)
+    monkeypatch.setattr("utils.quantize.ensure_int8_encoder", lambda spec, models_dir: None)
+    monkeypatch.setattr(prefetch, "copy_int8_ir", lambda source, target, prefix: None)
+    kit_dir = tmp_path / "kit"
+    (kit_folder,) = prefetch.add_ir(kit_dir, ["edgetam"], sam2_models_dir)
+    assert {path.name for path in video_files(kit_folder)} <= {path.name for path in kit_folder.iterdir()}
+
+    track = """
+from tests.helpers import camera_clip
+from utils.convert import ensure_video_ir
+from utils.precision import F32
+from utils.video_predictor import OVSam2VideoPredictor
+predictor = OVSam2VideoPredictor(ensure_video_ir("edgetam", sys.argv[2], compress_to_fp16=False), config=F32)
+state = predictor.init_state(camera_clip(3))
+predictor.add_new_points_or_box(state, frame_idx=0, obj_id=1, points=[[160, 120]], labels=[1])
+tracked = [(frame, logits.shape) for frame, _, logits in predictor.propagate_in_video(state)]
+print("tracked without torch:", tracked)
+"""
+    done = run_light(track, kit_dir, tmp_path / "models")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tracked without torch: [(0, (1, 1, 240, 320)), (1, (1, 1, 240, 320)), (2, (1, 1, 240, 320))]" in done.stdout
+    copied = tmp_path / "models" / kit_folder.name
+    assert (copied / VIDEO_STAMP_FILE).read_text() == (kit_folder / VIDEO_STAMP_FILE).read_text()
+
+    stamp = json.loads((kit_folder / VIDEO_STAMP_FILE).read_text())
+    (kit_folder / VIDEO_STAMP_FILE).write_text(json.dumps({**stamp, "export_code": "older"}))
+    done = run_light(track, kit_dir, tmp_path / "other-models")
+    last = done.stderr.strip().splitlines()[-1]
+    assert "KitError" in last and "export_code 'older'" in last and "needs PyTorch" in last

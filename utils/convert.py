@@ -49,6 +49,7 @@ from utils.ir_store import (
     ir_files,
     ir_is_current,
     take_from_kit,
+    take_video_from_kit,
     video_conversion_stamp,
     video_files,
     video_ir_is_current,
@@ -251,14 +252,15 @@ def ensure_video_ir(
 ) -> Path:
     """The folder of ``model_type``'s IR for tracking (SAM 2.1 or EdgeTAM): the image IR (`ensure_sam_ir`) and
     beside it the video parts (`utils.model_spec.VIDEO_PARTS`) with their settings, converted from the video model
-    (`utils.checkpoints.load_sam` with ``video=True``) unless their stamp (``video.json``) is current."""
+    (`utils.checkpoints.load_sam` with ``video=True``) unless their stamp (``video.json``) is current or the
+    workshop kit has them (`utils.ir_store.take_video_from_kit`)."""
     spec = model_spec(model_type)
     if spec.family is not SAM_2:
         raise ValueError(f"{spec.model_type} does not track; SAM 2.1 and EdgeTAM do: {', '.join(SAM_2.model_types)}.")
     ensure_sam_ir(spec, models_dir, compress_to_fp16, show_progress)
     folder = ir_directory(spec, models_dir)
     stamp = video_conversion_stamp(weights_id(spec), compress_to_fp16)
-    if not video_ir_is_current(folder, stamp):
+    if not (video_ir_is_current(folder, stamp) or take_video_from_kit(folder, stamp, spec)):
         model = load_sam(spec, Path(models_dir) / "checkpoints", show_progress=show_progress, video=True)
         convert_video_parts(model, folder, stamp, compress_to_fp16, show_progress)
     return folder

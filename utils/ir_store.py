@@ -255,6 +255,14 @@ def take_from_kit(folder: Path, stamp: dict, model_type: str | ModelSpec | None 
     )
 
 
+def take_video_from_kit(folder: Path, stamp: dict, model_type: str | ModelSpec) -> bool:
+    """`take_from_kit` for SAM 2's video parts (`video_files`, stamped ``video.json``), so that a light install
+    tracks from the kit too."""
+    return _take_from_kit(
+        folder, video_files, stamp, bool(missing_full_install(model_type)), "Converting here needs PyTorch"
+    )
+
+
 def take_int8_from_kit(folder: Path, stamp: dict) -> bool:
     """`take_from_kit` for the INT8 encoder (``image_encoder_int8.*`` and its stamp): where NNCF is missing
     (the light install) a stale or incomplete kit is an error, elsewhere a stale one is skipped and the caller
@@ -300,6 +308,12 @@ def _take_from_kit(folder: Path, files_of, stamp: dict, cannot_make_here: bool, 
 def copy_ir(source: Path, target: Path, prefix: str) -> None:
     """Copy the IR files and their stamp from ``source`` to ``target`` through a staged folder, stamp last."""
     _copy_files(_stamped_ir_files(source), target, prefix)
+
+
+def copy_video_ir(source: Path, target: Path, prefix: str) -> None:
+    """Copy the video parts, their settings and their stamp from ``source`` to ``target`` through a staged folder,
+    stamp last."""
+    _copy_files(video_files(source), target, prefix)
 
 
 def copy_int8_ir(source: Path, target: Path, prefix: str) -> None:
