@@ -9,6 +9,7 @@
     (and with the AVX2 cap exported, --output benchmarks/published/label_throughput-avx2.json)
     .venv/bin/python -m benchmarks.video --objects 2 --output benchmarks/published/video-bf16.json
     (and with the AVX2 cap exported, --model-types edgetam --objects 1 --output benchmarks/published/video-avx2.json)
+    .venv/bin/python -m benchmarks.video_memory --transformers-frames 30 --output benchmarks/published/video-memory.json
     .venv/bin/python -m benchmarks.readme_section            # rewrite README.md between the markers
     .venv/bin/python -m benchmarks.readme_section --check    # exit 1 where README.md differs (the tests do this)
 
@@ -60,6 +61,12 @@ def _video_markdown(result: dict) -> str:
     return readme_markdown(result)
 
 
+def _video_memory_markdown(result: dict) -> str:
+    from benchmarks.video_memory import readme_markdown
+
+    return readme_markdown(result)
+
+
 def _model_table(result: dict) -> str:
     from benchmarks.sam2_encoders import model_table
 
@@ -75,6 +82,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "label_throughput_bf16": ("label_throughput-bf16.json", _label_throughput_markdown),
     "video_bf16": ("video-bf16.json", _video_markdown),
     "video_avx2": ("video-avx2.json", _video_markdown),
+    "video_memory": ("video-memory.json", _video_memory_markdown),
 }
 """Section name -> (results file in benchmarks/published/, the benchmark's own markdown for it)."""
 

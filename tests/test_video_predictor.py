@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from benchmarks.torch_reference import transformers_video_session
-from tests.helpers import F32, camera_clip
+from tests.helpers import DATA, F32, camera_clip
 from utils.accuracy import PARITY_MIN_MASK_IOU, mask_iou
 from utils.checkpoints import load_sam
 from utils.convert import ensure_video_ir
+from utils.transforms import read_rgb_image
 from utils.video_predictor import FrameSpans, OVSam2VideoPredictor
 
 FRAMES, CORRECTED = 5, 2
@@ -299,3 +300,31 @@ def test_video_benchmark_times_every_row_on_the_same_clip(sam2_models_dir):
         assert row["gmac_per_s"] == pytest.approx(result["work_gmac"]["frame"] / row["seconds_per_frame"])
     table = video.markdown({"objects": 1, "models": {"edgetam": result}})
     assert table.count("| edgetam | 1 |") == 3
+
+
+def test_memory_benchmark_samples_each_tracker_and_reports_the_growth(sam2_models_dir):
+    """`benchmarks.video_memory.measure` on a short stream with the tests' f32 IR: a sample every 2 frames for the
+    OpenVINO tracker and after each frame for transformers' session, their growth the last sample less the first."""
+    from benchmarks import video_memory
+
+    photo = read_rgb_image(DATA / "truck.jpg")
+    rows = video_memory.measure(
+        "edgetam", sam2_models_dir, photo, frames=4, every=2, transformers_frames=3, compress_to_fp16=False
+    )
+    assert [sample["frame"] for sample in rows["OpenVINO f32"]["samples"]] == [2, 4]
+    assert [sample["frame"] for sample in rows["transformers eager f32"]["samples"]] == [2, 3]
+    for row in rows.values():
+        first, last = row["samples"][0]["rss_mb"], row["samples"][-1]["rss_mb"]
+        assert first > 100 and row["growth_mb"] == pytest.approx(last - first)
+    result = {
+        "cpu": {"cpu": "a CPU", "isa": {"avx2": True}},
+        "cores": 2,
+        "model_type": "edgetam",
+        "frames": 4,
+        "every": 2,
+        "rows": rows,
+    }
+    table = video_memory.readme_markdown(result)
+    assert "| OpenVINO f32 | 2 to 4 |" in table and "| transformers eager f32 | 2 to 3 |" in table
+    with pytest.raises(ValueError, match="fewer than two samples"):
+        video_memory.measure("edgetam", sam2_models_dir, photo, frames=3, every=2)
