@@ -230,3 +230,14 @@ def test_filtered_coco(capsys, tmp_path):
     coco_path.write_text(json.dumps(source | {"annotations": []}))
     assert check([])
     verdict(capsys, True, "the job kept no mask")
+
+
+def test_memory_frames(capsys):
+    assert exercises.check_memory_frames(lambda frame_idx: 1 + min(frame_idx - 1, 6), num_maskmem=7)
+    verdict(capsys, True, "7 from frame 7 on")
+    assert not exercises.check_memory_frames(lambda frame_idx: min(frame_idx - 1, 6), num_maskmem=7)
+    verdict(capsys, False, "the prompted frame's memory is read too")
+    assert not exercises.check_memory_frames(lambda frame_idx: frame_idx, num_maskmem=7)
+    verdict(capsys, False, "the window stops growing")
+    assert not exercises.check_memory_frames(lambda frame_idx: 7, num_maskmem=7)
+    verdict(capsys, False, "frame 1 reads only frame 0's memory")

@@ -101,8 +101,8 @@ def _require_full_install(spec: ModelSpec) -> None:
     if missing:
         raise ModuleNotFoundError(
             f"This step builds SAM in PyTorch, and this Python has no {' or '.join(missing)}: it is the light install. "
-            "Install the full one (pip install -r requirements.txt -c constraints.txt), or, for notebooks 02 to 06 and "
-            "08, point SAM_OV_MIRROR at a workshop kit with ready IR (python -m utils.prefetch KIT --with-ir)."
+            "Install the full one (pip install -r requirements.txt -c constraints.txt), or, for notebooks 02 to 06, "
+            "08 and 09, point SAM_OV_MIRROR at a workshop kit with ready IR (python -m utils.prefetch KIT --with-ir)."
         )
 
 

@@ -271,3 +271,27 @@ def check_filtered_coco(filtered_path: str | Path, coco_path: str | Path, min_ar
         problems.append("an annotation changed on its way through: copy the kept ones as they are")
     kept = f"{len(want)} of {len(source['annotations'])} annotations kept"
     return _verdict(problems, kept + ("" if source["annotations"] else ": the job kept no mask, so none to filter"))
+
+
+def check_memory_frames(memory_frames: Callable[[int], int], num_maskmem: int, last_frame: int = 40) -> bool:
+    """09, exercise 1: how many memory frames the memory attention reads on frame ``frame_idx`` of a track prompted on
+    frame 0 only: the prompted frame, and the tracked frames before this one, at most ``num_maskmem - 1``."""
+    problems = []
+    for frame_idx in range(1, last_frame + 1):
+        want = 1 + min(frame_idx - 1, num_maskmem - 1)
+        got = memory_frames(frame_idx)
+        if got == want:
+            continue
+        if got == want - 1:
+            problems.append(f"frame {frame_idx}: {got}, one short: the prompted frame's memory is read too")
+        elif frame_idx >= num_maskmem and got > want:
+            problems.append(
+                f"frame {frame_idx}: {got}; the window stops growing: at most num_maskmem - 1 = {num_maskmem - 1} "
+                "tracked frames besides the prompted one"
+            )
+        else:
+            problems.append(
+                f"frame {frame_idx}: {got}; frame 1 reads only frame 0's memory, each frame after it one more"
+            )
+        break
+    return _verdict(problems, f"1 memory frame on frame 1, {num_maskmem} from frame {num_maskmem} on")
