@@ -160,7 +160,7 @@ def measure(model_type: str, models_dir, frames: list, objects: int, rows=ROWS, 
     from utils.convert import ensure_video_ir
     from utils.precision import F32
 
-    model = load_sam(model_type, video=True)
+    model = load_sam(model_type, Path(models_dir) / "checkpoints", video=True)
     work = work_per_frame(model, objects)
     full_from = model.config.num_maskmem
     if len(frames) <= full_from:

@@ -110,7 +110,7 @@ def measure(
     if transformers_frames:
         from utils.checkpoints import load_sam
 
-        model = load_sam(model_type, video=True)
+        model = load_sam(model_type, Path(models_dir) / "checkpoints", video=True)
         rows["transformers eager f32"] = summarise(transformers_samples(model, photo, transformers_frames))
     return rows
 
