@@ -100,6 +100,7 @@ def test_corrupt_checkpoint_gives_clear_error(served_checkpoint, tmp_path):
 
 def test_prefetch_fills_a_mirror(served_checkpoint, tmp_path, capsys):
     entry = served_checkpoint(b"checkpoint bytes")
-    prefetch.main([str(tmp_path / "mirror"), "--models", "vit_b"])
+    prefetch.main([str(tmp_path / "mirror"), "--models", "vit_b", "--clips"])  # no clip: tests/test_clips.py
     assert (tmp_path / "mirror" / entry.filename).read_bytes() == b"checkpoint bytes"
+    assert sorted(path.name for path in (tmp_path / "mirror").iterdir()) == [entry.filename]
     assert MIRROR_ENV in capsys.readouterr().out
