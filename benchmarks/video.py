@@ -125,14 +125,19 @@ def track_transformers(model, frames: list, objects: int) -> list[tuple[float, d
     model._single_frame_forward = timer.wrap(model._single_frame_forward, "decoder")
     model._encode_new_memory = timer.wrap(model._encode_new_memory, "memory encoder")
     with torch.no_grad():
-        for obj_id, prompt in enumerate(prompts((height, width), objects), start=1):
-            if "box" in prompt:
-                inputs = {"input_boxes": [[prompt["box"]]]}
-            else:
-                inputs = {"input_points": [[prompt["points"]]], "input_labels": [[prompt["labels"]]]}
-            processor.add_inputs_to_inference_session(session, frame_idx=0, obj_ids=obj_id, **inputs)
-            model(session, frame_idx=0)
+        prompt_transformers(model, processor, session, (height, width), objects)
         return _timed_frames(model.propagate_in_video_iterator(session, start_frame_idx=1), timer)
+
+
+def prompt_transformers(model, processor, session, size: tuple[int, int], objects: int) -> None:
+    """`prompts` on frame 0 of transformers' ``session``, each object segmented there (call it under no_grad)."""
+    for obj_id, prompt in enumerate(prompts(size, objects), start=1):
+        if "box" in prompt:
+            inputs = {"input_boxes": [[prompt["box"]]]}
+        else:
+            inputs = {"input_points": [[prompt["points"]]], "input_labels": [[prompt["labels"]]]}
+        processor.add_inputs_to_inference_session(session, frame_idx=0, obj_ids=obj_id, **inputs)
+        model(session, frame_idx=0)
 
 
 def _timed_frames(frames, timer: PartTimer) -> list[tuple[float, dict[str, float]]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from benchmarks.report import ROOT, benchmark_parser, print_header, publish
+from benchmarks.video import prompt_transformers, prompts
 
 STREAM_SIZE = (480, 640)
 """(height, width) of the stream's frames: a laptop camera's."""
@@ -35,12 +36,6 @@ def rss_mb() -> float:
     return psutil.Process(os.getpid()).memory_info().rss / 1e6
 
 
-def click(size: tuple[int, int]) -> dict:
-    """Object 1's prompt: a click at the middle of the first frame."""
-    height, width = size
-    return {"points": [[width // 2, height // 2]], "labels": [1]}
-
-
 def openvino_samples(folder, photo, frames: int, every: int, config: dict) -> list[dict]:
     """``[{"frame", "rss_mb"}]`` every ``every`` frames while the OpenVINO tracker follows one object through a
     stream of ``frames`` frames panned over ``photo``."""
@@ -49,7 +44,7 @@ def openvino_samples(folder, photo, frames: int, every: int, config: dict) -> li
 
     predictor = OVSam2VideoPredictor(folder, config=config)
     state = predictor.init_state(camera_pan_frames(photo, frames, STREAM_SIZE))
-    predictor.add_new_points_or_box(state, frame_idx=0, obj_id=1, **click(STREAM_SIZE))
+    predictor.add_new_points_or_box(state, frame_idx=0, obj_id=1, **prompts(STREAM_SIZE, objects=1)[0])
     samples = []
     tracked = predictor.propagate_in_video(state)
     for frame_idx, _, _ in tqdm(tracked, total=frames, desc="OpenVINO tracker", unit="frame"):
@@ -68,13 +63,9 @@ def transformers_samples(model, photo, frames: int) -> list[dict]:
 
     clip = camera_pan(photo, frames, STREAM_SIZE)
     processor, session = transformers_video_session(model, clip)
-    prompt = click(STREAM_SIZE)
     samples = []
     with torch.no_grad():
-        processor.add_inputs_to_inference_session(
-            session, frame_idx=0, obj_ids=1, input_points=[[prompt["points"]]], input_labels=[[prompt["labels"]]]
-        )
-        model(session, frame_idx=0)
+        prompt_transformers(model, processor, session, STREAM_SIZE, objects=1)
         tracked = model.propagate_in_video_iterator(session, start_frame_idx=1)
         for output in tqdm(tracked, total=frames - 1, desc="transformers", unit="frame"):
             samples.append({"frame": output.frame_idx + 1, "rss_mb": rss_mb()})
